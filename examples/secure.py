@@ -1,0 +1,84 @@
+"""A private stream: session cookie, CORS for another origin, limits, metrics.
+
+Run it:    python examples/secure.py
+Then:      curl -N http://127.0.0.1:8000/events             -> 401
+           curl -c jar http://127.0.0.1:8000/login          -> sets the cookie
+           curl -N -b jar http://127.0.0.1:8000/events      -> the stream
+           curl http://127.0.0.1:8000/metrics               -> Prometheus text
+
+A page served from http://127.0.0.1:3000 may open the stream with
+``new EventSource("http://127.0.0.1:8000/events", {withCredentials: true})``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from werkzeug.wrappers import Request
+from werkzeug.wrappers import Response
+
+from gsse import App
+from gsse import Event
+from gsse import SSEWriter
+from gsse.auth import CORSMiddleware
+from gsse.auth import authorize
+
+sessions: set[str] = set()
+
+app = App()
+
+
+def signed_in(request: Request) -> bool:
+    """Allow requests whose session cookie we issued; anything else gets 401."""
+    return request.cookies.get("session") in sessions
+
+
+@app.route("/login")
+def login(event: Event) -> Response:
+    token = secrets.token_urlsafe(16)
+    sessions.add(token)
+    response = Response("signed in\n")
+    # SameSite=None needs Secure (HTTPS) for real cross-site use; kept off
+    # here so the example runs on plain http://127.0.0.1.
+    response.set_cookie("session", token, httponly=True, samesite="Lax")
+    return response
+
+
+@app.route("/events")
+@authorize(signed_in)
+def events(event: Event) -> None:
+    event.start_sse(send_timeout=10)
+    event.set_stream_callback(clock)
+
+
+def clock(writer: SSEWriter) -> None:
+    with writer:
+        while not writer.shutting_down:
+            writer.send_event(time.strftime("%H:%M:%S"), event="time")
+            time.sleep(1)
+
+
+wsgi_app = CORSMiddleware(
+    app, origins=["http://127.0.0.1:3000"], allow_credentials=True
+)
+
+if __name__ == "__main__":
+    import logging
+
+    from gsse import Server
+    from gsse.server import ensure_monkey_patched
+
+    ensure_monkey_patched()
+    logging.basicConfig(level=logging.INFO)
+    server = Server(
+        wsgi_app,
+        "127.0.0.1",
+        8000,
+        max_connections=1000,
+        max_streams_per_ip=10,
+        max_body_size=64 * 1024,
+        max_blocking_time=0.5,
+        metrics_path="/metrics",
+    )
+    server.serve_forever()

@@ -1,0 +1,29 @@
+"""gsse: Server-Sent Events where handlers stay plain blocking code.
+
+Importing gsse is safe before ``gevent.monkey.patch_all()``: nothing here
+imports ``requests`` or ``redis`` (see ``gsse.client`` and ``gsse.brokers``).
+"""
+
+from ._version import __version__ as __version__
+from .app import App as App
+from .event import Event as Event
+from .exceptions import BrokerUnavailable as BrokerUnavailable
+from .exceptions import ClientDisconnected as ClientDisconnected
+from .server import Server as Server
+from .server import run as run
+from .stream import SSEResponse as SSEResponse
+from .stream import stream as stream
+from .writer import SSEWriter as SSEWriter
+
+__all__ = [
+    "App",
+    "BrokerUnavailable",
+    "ClientDisconnected",
+    "Event",
+    "SSEResponse",
+    "SSEWriter",
+    "Server",
+    "__version__",
+    "run",
+    "stream",
+]

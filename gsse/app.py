@@ -1,0 +1,154 @@
+"""App: a plain WSGI application with werkzeug routing and gsse handlers.
+
+Handlers take an :class:`~gsse.Event` and either start a stream or return an
+ordinary response, with Flask's conventions for return values: ``str`` and
+``bytes`` (HTML), ``dict``/``list`` (JSON), a werkzeug ``Response``, or a
+tuple ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
+from werkzeug.routing import Map
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request
+from werkzeug.wrappers import Response
+
+from .event import Event
+from .settings import StreamSettings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Any]
+T_handler = TypeVar("T_handler", bound=Handler)
+
+
+def make_response(rv: Any, handler_name: str) -> Response:
+    """Turn a handler's return value into a response, as Flask does."""
+    if isinstance(rv, Response):
+        return rv
+    status: int | str | None = None
+    headers: Any = None
+    if isinstance(rv, tuple):
+        if len(rv) == 3:
+            rv, status, headers = rv
+        elif len(rv) == 2:
+            rv, second = rv
+            if isinstance(second, (int, str)):
+                status = second
+            else:
+                headers = second
+        else:
+            raise TypeError(
+                f"handler {handler_name} returned a tuple of {len(rv)} items; use"
+                " (body, status), (body, headers) or (body, status, headers)"
+            )
+    if isinstance(rv, Response):
+        response = rv
+    elif isinstance(rv, (str, bytes, bytearray)):
+        body = bytes(rv) if isinstance(rv, bytearray) else rv
+        response = Response(body, mimetype="text/html")
+    elif isinstance(rv, (dict, list)):
+        response = Response(json.dumps(rv), mimetype="application/json")
+    elif rv is None:
+        raise TypeError(
+            f"handler {handler_name} returned None without starting a stream;"
+            " return a str, bytes, dict, list or Response, or call"
+            " event.start_sse() and event.set_stream_callback(callback)"
+        )
+    else:
+        raise TypeError(
+            f"handler {handler_name} returned {type(rv).__name__}, which is not a"
+            " response; return a str, bytes, dict, list or Response"
+        )
+    if status is not None:
+        response.status = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+class App:
+    """A WSGI application whose handlers can stream Server-Sent Events.
+
+    :param ping: default keep-alive interval in seconds for this app's
+        streams (``0`` turns it off); the server's ``--ping`` otherwise.
+    :param send_timeout: default seconds a client may read nothing before
+        its stream is closed.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, *, ping: float | None = None, send_timeout: float | None = None
+    ) -> None:
+        self.url_map = Map()
+        self.handlers: dict[str, Handler] = {}
+        self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+
+    def route(
+        self,
+        rule: str,
+        *,
+        methods: Iterable[str] | None = None,
+        endpoint: str | None = None,
+        **options: Any,
+    ) -> Callable[[T_handler], T_handler]:
+        """Register the decorated function as the handler of ``rule``.
+
+        :param rule: a werkzeug rule, e.g. ``"/rooms/<room>/events"``.
+        :param methods: allowed methods (default ``GET``, plus ``HEAD``).
+        :param endpoint: the endpoint name (default: the function's name).
+        """
+
+        def register(handler: T_handler) -> T_handler:
+            name = endpoint or handler.__name__
+            existing = self.handlers.get(name)
+            if existing is not None and existing is not handler:
+                raise ValueError(
+                    f"endpoint {name!r} is already used by {existing.__qualname__};"
+                    " pass endpoint= to tell them apart"
+                )
+            allowed = list(methods) if methods is not None else ["GET"]
+            self.url_map.add(Rule(rule, endpoint=name, methods=allowed, **options))
+            self.handlers[name] = handler
+            return handler
+
+        return register
+
+    def dispatch(self, request: Request) -> Response:
+        """Find and run the handler for ``request``; always return a response."""
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            name, path_params = adapter.match()
+            handler = self.handlers[name]
+            event = Event(request, path_params)
+            rv = handler(event)
+            if event.started:
+                return event.response()
+            return make_response(rv, handler.__qualname__)
+        except HTTPException as exc:
+            return exc.get_response(request.environ)
+        except Exception:
+            logger.exception("handler for %s %s failed", request.method, request.path)
+            return InternalServerError().get_response(request.environ)
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        self.settings.apply_to(environ)
+        response = self.dispatch(Request(environ))
+        return response(environ, start_response)

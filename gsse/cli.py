@@ -1,0 +1,479 @@
+"""``gsse run module:app``: serve a WSGI app with streaming, like gunicorn.
+
+Every flag can also come from an environment variable of the same name
+(``--send-timeout`` <-> ``GSSE_SEND_TIMEOUT``); a flag on the command line
+wins. The command picks one of three ways to run:
+
+- one process (the default): patch the standard library for gevent, import
+  the app, serve with :class:`gsse.Server`;
+- ``--workers N``: gunicorn's arbiter forks N processes that share the
+  listening socket (:mod:`gsse.workers`); the master itself is never
+  patched, as gunicorn requires;
+- ``--reload``: a small supervisor (:mod:`gsse.reloader`) runs the command
+  without ``--reload`` in a child and restarts it when a file changes.
+
+Exit codes follow the usual conventions: 0 after a graceful shutdown, 2 for
+bad usage or an app that cannot be found, 1 for an app that fails while
+importing and for errors at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+from ._version import __version__
+from .config import HANDLER_MODES
+from .config import Config
+from .server import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+logger = logging.getLogger("gsse")
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+ENV_PREFIX = "GSSE_"
+
+DESCRIPTION = """\
+Serve a WSGI app (a gsse.App, a Flask app, any WSGI callable) with gevent.
+Streams run as greenlets on one event loop per process, so stream callbacks
+stay plain blocking Python code.
+"""
+
+EPILOG = """\
+environment:
+  Every option can also be set with an environment variable of the same name
+  in upper case with a GSSE_ prefix, e.g. GSSE_PORT=9000, GSSE_LOG_LEVEL=debug,
+  GSSE_RELOAD=1. Options on the command line win over the environment.
+
+signals:
+  SIGTERM or Ctrl-C (SIGINT) shut down gracefully: the server stops accepting,
+  stream callbacks see writer.shutting_down become True, streams still open
+  after --graceful-timeout are ended cleanly (never reset), and the process
+  exits with 0. A second Ctrl-C exits at once (code 130).
+
+exit codes:
+  0 stopped gracefully, 1 the app failed to import or the server failed,
+  2 bad usage or the app could not be found.
+
+examples:
+  gsse run myproject.web:app
+  gsse run myproject.web:create_app --factory --port 9000
+  gsse run myproject.web:app --workers 4 --broker redis://localhost:6379/0
+  gsse run myproject.web:app --reload --log-level debug
+"""
+
+
+# -- option types: each raises ArgumentTypeError with what to fix ----------
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    convert.__name__ = "number"
+    return convert
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r}"
+        ) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        value = text.lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(
+                f"choose from {', '.join(choices)}; got {text!r}"
+            )
+        return value
+
+    convert.__name__ = "choice"
+    return convert
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0, true/false, yes/no; got {text!r}")
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class _Options:
+    """Adds options whose default comes from ``GSSE_*`` environment variables.
+
+    A bad variable is reported after parsing (see :func:`main`), so that
+    ``--help`` still works and the usage line is complete.
+    """
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.errors: list[str] = []
+        parser.set_defaults(env_errors=self.errors)
+
+    def _from_env(self, flag: str, convert: Callable[[str], Any], default: Any) -> Any:
+        name = _env_name(flag)
+        text = os.environ.get(name)
+        if text is None:
+            return default
+        try:
+            return convert(text)
+        except argparse.ArgumentTypeError as exc:
+            self.errors.append(f"environment variable {name}={text!r}: {exc}")
+            return default
+
+    def value(
+        self,
+        flag: str,
+        convert: Callable[[str], Any],
+        default: Any,
+        help: str,
+        metavar: str | None = None,
+    ) -> None:
+        self.parser.add_argument(
+            flag,
+            type=convert,
+            default=self._from_env(flag, convert, default),
+            metavar=metavar,
+            help=f"{help} [env: {_env_name(flag)}]",
+        )
+
+    def switch(self, flag: str, help: str) -> None:
+        self.parser.add_argument(
+            flag,
+            action="store_true",
+            default=self._from_env(flag, _flag, False),
+            help=f"{help} [env: {_env_name(flag)}]",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gsse`` argument parser (``gsse run --help`` documents every option)."""
+    parser = argparse.ArgumentParser(
+        prog="gsse",
+        description="Serve Server-Sent Events from plain blocking Python code.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"gsse {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    run = commands.add_parser(
+        "run",
+        help="serve a WSGI app (gsse.App, Flask, any WSGI callable)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    run.add_argument(
+        "app",
+        metavar="MODULE:APP",
+        help="the app to serve: a module path, a colon and the name of the app"
+        " in it, e.g. myproject.web:app (':app' may be left out). The current"
+        " directory is on the import path.",
+    )
+    run.add_argument("--version", action="version", version=f"gsse {__version__}")
+    run.set_defaults(parser=run)
+    options = _Options(run)
+    options.value(
+        "--host",
+        str,
+        "127.0.0.1",
+        "address to listen on; 0.0.0.0 for every IPv4 interface, :: for IPv6"
+        " (default: 127.0.0.1)",
+    )
+    options.value(
+        "--port",
+        _port,
+        8000,
+        "port to listen on; 0 picks a free one (default: 8000)",
+    )
+    options.value(
+        "--workers",
+        _int_at_least(1),
+        1,
+        "number of processes serving the same port, managed by gunicorn's"
+        " arbiter (needs gsse[workers]). Each process has its own streams and"
+        " memory:// broker: workers share channels only through"
+        " --broker redis://... (default: 1, no gunicorn)",
+        metavar="N",
+    )
+    options.value(
+        "--threads",
+        _int_at_least(1),
+        None,
+        "size of each process's thread pool, which runs blocking=True stream"
+        " callbacks (default: gevent's pool size)",
+        metavar="N",
+    )
+    options.value(
+        "--handlers",
+        _choice(HANDLER_MODES),
+        None,
+        "run stream callbacks as greenlets (cheap; code must cooperate with"
+        " gevent) or in threads of the pool (for code that blocks without"
+        " yielding, as if blocking=True) (default: greenlets)",
+        metavar="{greenlets,threads}",
+    )
+    options.value(
+        "--ping",
+        _seconds,
+        None,
+        "send a keep-alive comment on a stream idle this long; 0 turns it off"
+        " (default: 15)",
+        metavar="SECONDS",
+    )
+    options.value(
+        "--send-timeout",
+        _seconds,
+        None,
+        "close a stream whose client has read nothing this long; it can resume"
+        " by reconnecting (default: 30)",
+        metavar="SECONDS",
+    )
+    options.value(
+        "--graceful-timeout",
+        _seconds,
+        10.0,
+        "on SIGTERM or Ctrl-C, how long open streams get to finish before they"
+        " are closed (default: 10)",
+        metavar="SECONDS",
+    )
+    options.value(
+        "--log-level",
+        _choice(LOG_LEVELS),
+        "info",
+        "least severe log messages to show; info includes the access log"
+        " (default: info)",
+        metavar="{" + ",".join(LOG_LEVELS) + "}",
+    )
+    options.value(
+        "--broker",
+        str,
+        None,
+        "channel broker for gsse.Broker.from_url(), e.g. redis://localhost:6379/0;"
+        " sets GSSE_BROKER for the app and every worker (default: memory://,"
+        " one process only)",
+        metavar="URL",
+    )
+    options.switch(
+        "--reload",
+        "restart when a .py file under the current directory changes; for"
+        " development (needs gsse[reload])",
+    )
+    options.switch(
+        "--factory",
+        "MODULE:APP names a function that takes no arguments and returns the app",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The :class:`Config` for parsed ``gsse run`` arguments."""
+    return Config(
+        app=args.app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        handlers=args.handlers,
+        ping=args.ping,
+        send_timeout=args.send_timeout,
+        graceful_timeout=args.graceful_timeout,
+        log_level=args.log_level,
+        broker=args.broker,
+        reload=args.reload,
+        factory=args.factory,
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; the only place gsse configures logging."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+
+
+def error(message: str) -> None:
+    """One clear line on stderr, for the user (not a log record)."""
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def startup_line(config: Config, url: str) -> str:
+    """The one line that says where the app is served and how."""
+    workers = f"{config.workers} worker" + ("s" if config.workers != 1 else "")
+    broker = os.environ.get("GSSE_BROKER") or "memory://"
+    details = [workers, f"broker {display_url(broker)}"]
+    if config.threads is not None:
+        details.append(f"{config.threads} threads")
+    if config.handlers is not None:
+        details.append(f"handlers in {config.handlers}")
+    return (
+        f"gsse {__version__} serving {config.app} on {url}"
+        f" ({', '.join(details)}); press Ctrl-C to stop"
+    )
+
+
+def _is_ours(filename: str) -> bool:
+    """Frames of gsse or importlib, which say nothing about the user's error."""
+    if filename.startswith("<frozen importlib"):
+        return True
+    path = os.path.abspath(filename)
+    return any(
+        path.startswith(os.path.dirname(module.__file__ or "") + os.sep)
+        for module in (sys.modules[__package__ or "gsse"], importlib)
+    )
+
+
+def user_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback without the frames of gsse and importlib."""
+    summary = traceback.TracebackException.from_exception(exc)
+    frames = [frame for frame in summary.stack if not _is_ours(frame.filename)]
+    summary.stack = traceback.StackSummary.from_list(frames)
+    return "".join(summary.format())
+
+
+def import_app(config: Config) -> WSGIApplication | int:
+    """Load the app, or report why not and return the exit code."""
+    from .config import load_app
+    from .exceptions import AppImportError
+
+    try:
+        return load_app(config.app, factory=config.factory)
+    except AppImportError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except Exception as exc:
+        print(user_traceback(exc), end="", file=sys.stderr)
+        doing = "calling the factory" if config.factory else "importing"
+        error(
+            f"{doing} {config.app!r} failed with {type(exc).__name__}: {exc}"
+            " (traceback above)"
+        )
+        return EXIT_ERROR
+
+
+def serve(config: Config) -> int:
+    """Serve in this process until SIGTERM/SIGINT; return the exit code."""
+    # Patch before the app (and whatever it imports) is loaded.
+    from gevent import monkey
+
+    monkey.patch_all()
+    from .reloader import follow_parent
+    from .server import Server
+
+    app = import_app(config)
+    if isinstance(app, int):
+        return app
+    try:
+        server = Server(app, config.host, config.port, **config.server_options())
+    except (TypeError, ValueError) as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    try:
+        server.start()
+    except OSError as exc:
+        error(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+            " (is another server using it? try another --port)"
+        )
+        return EXIT_ERROR
+    # Handlers first, so a signal sent as soon as the line shows is graceful.
+    server.install_signal_handlers()
+    follow_parent(server.stop)
+    logger.info("%s", startup_line(config, server.url))
+    server.serve_forever()
+    logger.info("gsse stopped")
+    return EXIT_OK
+
+
+def run(config: Config) -> int:
+    """Run ``config`` in the way it asks for; return the exit code."""
+    if config.broker is not None:
+        # Before any app import, and inherited by workers and reload children.
+        os.environ["GSSE_BROKER"] = config.broker
+    if config.reload:
+        from .reloader import run_with_reload
+
+        return run_with_reload(config)
+    if config.workers > 1:
+        try:
+            from .workers import serve_with_workers
+        except ImportError as exc:
+            error(f"--workers needs gunicorn: pip install 'gsse[workers]' ({exc})")
+            return EXIT_ERROR
+        return serve_with_workers(config)
+    return serve(config)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``gsse`` command."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Report it as the subcommand's error, with its usage line.
+        args.parser.error(
+            f"unrecognized arguments: {' '.join(unknown)} (see gsse run --help)"
+        )
+    if args.env_errors:
+        args.parser.error("; ".join(args.env_errors))
+    config = config_from_args(args)
+    configure_logging(config.log_level)
+    logger.debug("%r", config)
+    try:
+        code = run(config)
+    except KeyboardInterrupt:
+        # Ctrl-C before the server was up (e.g. while importing the app).
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -1,0 +1,136 @@
+"""Event: what a gsse handler receives, and how it turns into a stream.
+
+A handler calls :meth:`Event.start_sse` and then
+:meth:`Event.set_stream_callback` (or :meth:`Event.subscribe`) and returns;
+the :class:`~gsse.App` then answers with the stream. The order is enforced
+so that a mistake shows up at once, with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from typing import Protocol
+
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request
+
+from .settings import StreamSettings
+from .stream import SSEBody
+from .stream import SSEResponse
+from .stream import StreamCallback
+from .wire import encode_retry
+
+
+class SupportsSubscribe(Protocol):
+    """Anything that streams channels to a writer, such as :class:`gsse.Broker`."""
+
+    def subscriber(self, *channels: str) -> StreamCallback: ...
+
+
+class Event:
+    """One request to a gsse handler.
+
+    :param request: the request, a :class:`werkzeug.wrappers.Request`.
+    :param path_params: the route's variables, e.g. ``{"room": "lobby"}``.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("request", "path_params", "_headers", "_retry", "_settings", "_body")
+
+    def __init__(self, request: Request, path_params: Mapping[str, Any]) -> None:
+        self.request = request
+        self.path_params = dict(path_params)
+        self._headers: Headers | None = None
+        self._retry: int | None = None
+        self._settings: StreamSettings | None = None
+        self._body: SSEBody | None = None
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The ``Last-Event-ID`` request header, or ``None``."""
+        return self.request.headers.get("Last-Event-ID")
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start_sse` was called."""
+        return self._settings is not None
+
+    def start_sse(
+        self,
+        headers: Mapping[str, str] | Headers | None = None,
+        retry: int | None = None,
+        ping: float | None = None,
+        send_timeout: float | None = None,
+    ) -> None:
+        """Answer with status 200 and ``text/event-stream`` headers.
+
+        :param headers: extra response headers.
+        :param retry: the client's reconnection time in ms, sent first.
+        :param ping: seconds of idleness before a keep-alive comment for this
+            stream (``0`` turns it off); defaults to the app's or server's.
+        :param send_timeout: seconds a client may read nothing before this
+            stream is closed.
+        :raises RuntimeError: called twice.
+        """
+        if self.started:
+            raise RuntimeError(
+                "start_sse() was already called for this request; call it once,"
+                " then set_stream_callback()"
+            )
+        if retry is not None:
+            encode_retry(retry)
+        self._headers = Headers(headers) if headers else None
+        self._retry = retry
+        self._settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+
+    def set_stream_callback(
+        self, callback: StreamCallback, blocking: bool = False
+    ) -> None:
+        """Stream ``callback(writer)`` once the headers are on the wire.
+
+        :param callback: called with a ready :class:`~gsse.SSEWriter`, in a
+            greenlet of its own once this handler has returned.
+        :param blocking: run it in a real OS thread of the thread pool instead,
+            for code that blocks without yielding to gevent.
+        :raises RuntimeError: :meth:`start_sse` was not called first, or a
+            callback (or subscription) was already set.
+        """
+        if self._settings is None:
+            raise RuntimeError(
+                "set_stream_callback() needs an SSE response: call"
+                " event.start_sse() first, then event.set_stream_callback(callback)"
+            )
+        if self._body is not None:
+            raise RuntimeError(
+                "set_stream_callback() was already called for this request; a"
+                " stream has one callback (send every event from it, or hand its"
+                " writer to other code)"
+            )
+        if not callable(callback):
+            raise TypeError(f"the stream callback must be callable, got {callback!r}")
+        self._body = SSEBody(
+            callback, blocking=blocking, retry=self._retry, settings=self._settings
+        )
+
+    def subscribe(self, broker: SupportsSubscribe, *channels: str) -> None:
+        """Stream the events published to ``channels`` (instead of a callback).
+
+        A client that reconnects with ``Last-Event-ID`` first gets what it
+        missed. See :class:`gsse.Broker`.
+        """
+        self.set_stream_callback(broker.subscriber(*channels))
+
+    def response(self) -> SSEResponse:
+        """The SSE response this event describes (used by :class:`~gsse.App`).
+
+        :raises RuntimeError: :meth:`start_sse` was called but no callback set.
+        """
+        if self._body is None:
+            raise RuntimeError(
+                "the handler called event.start_sse() but returned without"
+                " event.set_stream_callback(callback) or event.subscribe(...);"
+                " set one before returning"
+            )
+        return SSEResponse(self._body, headers=self._headers)

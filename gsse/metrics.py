@@ -1,0 +1,236 @@
+"""What the server counts, and how Prometheus reads it.
+
+The hot path only bumps plain ``int`` attributes of one process-wide
+:data:`STATS` object: a write costs two integer additions, never a call into
+``prometheus_client``. A custom collector turns those numbers into metric
+families when Prometheus scrapes, so ``prometheus_client`` (the optional
+extra ``gsse[metrics]``) is imported only by :func:`metrics_app` and
+:func:`register`, and gsse runs without it.
+
+Counters are per process, like every Prometheus client: with ``--workers``
+each worker is scraped (or aggregated) separately.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["STATS", "Stats", "cause_of", "metrics_app", "register"]
+
+#: Why streams end, as counted in ``gsse_disconnects_total{cause=...}``;
+#: matched against the start of a transport's ``close_reason``.
+_CAUSES = (
+    ("closed by the server", "server"),
+    ("send timeout", "send_timeout"),
+    ("buffer overflow", "overflow"),
+    ("the client went away", "client"),
+    ("client connection failed", "client"),
+    ("send failed", "client"),
+)
+
+
+def cause_of(reason: str) -> str:
+    """The metric label for a stream's ``close_reason``."""
+    for prefix, cause in _CAUSES:
+        if reason.startswith(prefix):
+            return cause
+    return "other"
+
+
+class Stats:
+    """Plain counters and gauges, bumped on the hot path, read at scrape time.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        #: Streams opened since start; open streams are opened - closed.
+        self.streams_opened = 0
+        self.streams_closed = 0
+        #: Writes handed to stream transports (events, comments, pings).
+        self.writes = 0
+        self.bytes = 0
+        self.pings = 0
+        self.disconnects: dict[str, int] = {}
+        self.callback_errors = 0
+        #: Requests refused by a limit, by status code.
+        self.rejected: dict[int, int] = {}
+        self.loop_blocks = 0
+        self.loop_blocked_seconds = 0.0
+        self.broker_errors = 0
+        #: Seconds between a broker publish and its delivery, last seen.
+        self.broker_lag = 0.0
+        self.auth_denied = 0
+
+    @property
+    def open_streams(self) -> int:
+        return self.streams_opened - self.streams_closed
+
+    def stream_closed(self, reason: str) -> None:
+        self.streams_closed += 1
+        cause = cause_of(reason)
+        self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
+
+    def reject(self, status: int) -> None:
+        self.rejected[status] = self.rejected.get(status, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """All numbers as a plain dict (for logs, tests and the soak report)."""
+        return {
+            "open_streams": self.open_streams,
+            "streams_opened": self.streams_opened,
+            "writes": self.writes,
+            "bytes": self.bytes,
+            "pings": self.pings,
+            "disconnects": dict(self.disconnects),
+            "send_timeouts": self.disconnects.get("send_timeout", 0),
+            "callback_errors": self.callback_errors,
+            "rejected": dict(self.rejected),
+            "loop_blocks": self.loop_blocks,
+            "broker_errors": self.broker_errors,
+            "broker_lag": self.broker_lag,
+            "auth_denied": self.auth_denied,
+        }
+
+
+#: The process-wide numbers every part of gsse bumps.
+STATS = Stats()
+
+
+class _Collector:
+    """A ``prometheus_client`` collector that reads :data:`STATS` when scraped."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
+
+        s = self.stats
+
+        def counter(name: str, doc: str, value: float) -> Any:
+            return CounterMetricFamily(f"gsse_{name}", doc, value=value)
+
+        def gauge(name: str, doc: str, value: float) -> Any:
+            return GaugeMetricFamily(f"gsse_{name}", doc, value=value)
+
+        yield gauge("open_streams", "Streams open now.", s.open_streams)
+        yield counter("streams", "Streams opened.", s.streams_opened)
+        yield counter("writes", "Events and comments written to streams.", s.writes)
+        yield counter("sent_bytes", "Bytes written to streams.", s.bytes)
+        yield counter("pings", "Keep-alive comments sent.", s.pings)
+        disconnects = CounterMetricFamily(
+            "gsse_disconnects", "Streams ended, by cause.", labels=["cause"]
+        )
+        for cause, count in sorted(s.disconnects.items()):
+            disconnects.add_metric([cause], count)
+        yield disconnects
+        yield counter(
+            "send_timeouts",
+            "Streams closed because the client stopped reading.",
+            s.disconnects.get("send_timeout", 0),
+        )
+        yield counter(
+            "callback_errors", "Stream callbacks that raised.", s.callback_errors
+        )
+        rejected = CounterMetricFamily(
+            "gsse_rejected_requests", "Requests refused by a limit.", labels=["status"]
+        )
+        for status, count in sorted(s.rejected.items()):
+            rejected.add_metric([str(status)], count)
+        yield rejected
+        yield counter("auth_denied", "Streams refused by an auth hook.", s.auth_denied)
+        yield counter("loop_blocks", "Times the event loop was blocked.", s.loop_blocks)
+        yield counter(
+            "loop_blocked_seconds",
+            "Seconds the event loop spent blocked.",
+            s.loop_blocked_seconds,
+        )
+        yield counter(
+            "broker_errors", "Broker operations that failed.", s.broker_errors
+        )
+        yield gauge(
+            "broker_lag_seconds",
+            "Seconds from publish to delivery, last seen.",
+            s.broker_lag,
+        )
+
+
+_registered: dict[int, _Collector] = {}
+
+
+def register(registry: Any = None) -> None:
+    """Add gsse's collector to a ``prometheus_client`` registry (once).
+
+    :param registry: a ``CollectorRegistry``; the default is
+        ``prometheus_client.REGISTRY``.
+    :raises ImportError: ``prometheus_client`` is not installed; install
+        ``gsse[metrics]``.
+    """
+    try:
+        import prometheus_client
+    except ImportError:
+        raise ImportError(
+            "gsse metrics need prometheus_client: pip install 'gsse[metrics]'"
+        ) from None
+    target = prometheus_client.REGISTRY if registry is None else registry
+    if id(target) not in _registered:
+        collector = _Collector(STATS)
+        target.register(collector)
+        _registered[id(target)] = collector
+
+
+def metrics_app(registry: Any = None) -> WSGIApplication:
+    """A WSGI app that serves the metrics in Prometheus' text format.
+
+    Mount it on any path, e.g. with werkzeug's ``DispatcherMiddleware`` or
+    ``Server(app, metrics_path="/metrics")``.
+
+    .. versionadded:: 0.1
+    """
+    register(registry)
+    import prometheus_client
+
+    target = prometheus_client.REGISTRY if registry is None else registry
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        body = prometheus_client.generate_latest(target)
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", prometheus_client.CONTENT_TYPE_LATEST),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
+
+    return app
+
+
+def mount(app: WSGIApplication, path: str, metrics: WSGIApplication) -> WSGIApplication:
+    """``app``, except that ``path`` is answered by ``metrics``."""
+    if not path.startswith("/"):
+        raise ValueError(f"metrics_path must start with '/', got {path!r}")
+
+    def dispatch(
+        environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == path:
+            return metrics(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch

@@ -1,0 +1,130 @@
+"""The open streams of one server (or one middleware): keep-alive and shutdown.
+
+One greenlet per registry ticks while streams are open, instead of a timer
+per stream: a tick costs a few attribute reads per stream, and an idle
+stream then holds no timer, greenlet or closure of its own. A stream gets a
+ping once it has written nothing for ``ping`` seconds (measured in ticks, so
+up to one tick later).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import gevent
+from gevent.event import Event as GeventEvent
+
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+#: Called with each stream added and its request's environ (limits, metrics).
+AddHook = Callable[[Transport, "WSGIEnvironment"], Any]
+
+logger = logging.getLogger(__name__)
+
+#: The longest pause between ticks; shorter when a ping or timeout asks.
+MAX_TICK = 1.0
+
+
+class StreamRegistry:
+    """Tracks open streams for keep-alive, send timeouts and graceful shutdown.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self) -> None:
+        self._streams: set[Transport] = set()
+        self._tick = MAX_TICK
+        self._ticker: gevent.Greenlet | None = None
+        self._emptied = GeventEvent()
+        self._emptied.set()
+        #: ``True`` once a graceful shutdown has begun.
+        self.shutting_down = False
+        #: Hooks called with every stream added (see :data:`AddHook`).
+        self.add_hooks: list[AddHook] = []
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add(self, transport: Transport, environ: WSGIEnvironment | None = None) -> None:
+        """Track ``transport`` until it closes.
+
+        :param environ: the stream's request, for log context and add hooks.
+        """
+        if environ is not None:
+            transport.path = environ.get("PATH_INFO", "")
+        if self.shutting_down:
+            transport.close()
+            return
+        self._streams.add(transport)
+        self._emptied.clear()
+        transport.on_close(self._discard)
+        for period in (transport.ping, transport.send_timeout):
+            if period > 0:
+                self._tick = min(self._tick, max(period / 4, 0.01))
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._run_ticker)
+        for hook in self.add_hooks:
+            hook(transport, environ if environ is not None else {})
+
+    def _discard(self, transport: Transport) -> None:
+        self._streams.discard(transport)
+        if not self._streams:
+            self._emptied.set()
+
+    def _run_ticker(self) -> None:
+        try:
+            while self._streams:
+                gevent.sleep(self._tick)
+                now = time.monotonic()
+                for transport in list(self._streams):
+                    transport.tick(now)
+        finally:
+            self._ticker = None
+            self._tick = MAX_TICK
+
+    def wait_empty(self, timeout: float | None) -> bool:
+        """Wait until every stream has ended; ``False`` on timeout."""
+        return bool(self._emptied.wait(timeout))
+
+    def shutdown(self, graceful_timeout: float) -> int:
+        """Tell streams to finish, wait for them, then close the rest.
+
+        Callbacks see ``writer.shutting_down`` become ``True`` and may say
+        goodbye; streams still open after ``graceful_timeout`` seconds are
+        closed with correct framing. Returns how many had to be closed.
+        """
+        self.shutting_down = True
+        open_now = len(self._streams)
+        if open_now:
+            logger.info(
+                "waiting up to %.1f s for %d open stream(s) to finish",
+                graceful_timeout,
+                open_now,
+            )
+        self.wait_empty(graceful_timeout)
+        remaining = list(self._streams)
+        for transport in remaining:
+            transport.close()
+        if remaining:
+            logger.info(
+                "closed %d stream(s) still open after the grace period", len(remaining)
+            )
+        return len(remaining)
+
+
+_default: StreamRegistry | None = None
+
+
+def default_registry() -> StreamRegistry:
+    """The process-wide registry for streams served by a foreign host."""
+    global _default
+    if _default is None:
+        _default = StreamRegistry()
+    return _default

@@ -1,0 +1,328 @@
+"""The gsse server: gevent's pywsgi, with a fast path for SSE responses.
+
+HTTP parsing, keep-alive and error responses are gevent's well-tried
+``pywsgi``. gsse adds one thing to its connection handler: when a response's
+body is an :class:`~gsse.stream.SSEBody`, the handler writes the headers and
+the first chunk at once (pywsgi alone would wait for the first non-empty
+body chunk), then gives the socket to the stream and runs the callback in
+the connection's greenlet. Everything else is plain WSGI.
+
+Shutdown (SIGTERM, SIGINT): stop accepting, set ``writer.shutting_down``,
+wait up to ``graceful_timeout`` for streams to end, close the rest with
+correct HTTP framing, and return; a second SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import _socket
+import logging
+import os
+import signal
+import socket
+from typing import TYPE_CHECKING
+from typing import Any
+
+import gevent
+from gevent.event import Event as GeventEvent
+from gevent.pywsgi import WSGIServer
+
+from .limits import DEFAULT_HEADER_TIMEOUT
+from .limits import DEFAULT_MAX_HEADER_COUNT
+from .limits import DEFAULT_MAX_HEADER_SIZE
+from .limits import Limiter
+from .limits import Limits
+from .limits import LimitsMixin
+from .registry import StreamRegistry
+from .settings import StreamSettings
+from .settings import check_seconds
+from .stream import REGISTRY_KEY
+from .stream import SSEBody
+from .watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("gsse.access")
+
+DEFAULT_GRACEFUL_TIMEOUT = 10.0
+#: The exit status after a second SIGINT, as a shell reports an interrupt.
+EXIT_INTERRUPTED = 130
+
+
+class SSEHandler(LimitsMixin):
+    """pywsgi's connection handler, plus limits and the SSE fast path."""
+
+    def process_result(self) -> None:
+        body = self.result
+        if isinstance(body, SSEBody) and not self.headers_sent:
+            self._stream(body)
+        else:
+            super().process_result()
+
+    def _stream(self, body: SSEBody) -> None:
+        if self.refuse_stream():
+            return
+        # pywsgi writes status, headers and this first chunk in one go.
+        self.write(body.preamble())
+        chunked: bool = self.response_use_chunked  # type: ignore[has-type]
+        # From here the stream owns the socket and ends the chunked body
+        # itself; pywsgi must neither frame, close nor reuse the connection.
+        # The stream takes the bare file descriptor: gevent closes the
+        # connection's socket object once the request's file objects are
+        # garbage-collected, which may be long before the stream ends (and
+        # would pull the fd from under the stream's watchers).
+        sock = _socket.socket(fileno=self.socket.detach())  # type: ignore[has-type]
+        sock.setblocking(False)
+        self.response_use_chunked = False
+        self.close_connection = True
+        self.socket = None
+        self.release_connection()  # the registry counts it from now on
+        body.serve_socket(sock, chunked)
+
+
+class Server:
+    """Serves a WSGI app with gevent, streams on the fast path.
+
+    :param app: any WSGI application (a :class:`gsse.App`, Flask, ...).
+    :param host: the address to listen on.
+    :param port: the port (``0``: any free port; see :attr:`port`).
+    :param ping: the keep-alive interval for streams that set none.
+    :param send_timeout: seconds a client may read nothing before its
+        stream is closed, for streams that set none.
+    :param graceful_timeout: seconds open streams get to finish at shutdown.
+    :param listener: an already bound socket to serve on instead.
+    :param max_connections: open connections (streams included) before new
+        requests get ``503`` with ``Retry-After``; ``None``: no limit.
+    :param max_streams_per_ip: open streams per client address before new
+        ones get ``429`` with ``Retry-After``; ``None``: no limit.
+    :param max_header_size: bytes of request headers before ``431``.
+    :param max_header_count: request header lines before ``431``.
+    :param max_body_size: request body bytes before ``413``; ``None``: no limit.
+    :param header_timeout: seconds to send a request's line and headers
+        (``408``), and for an idle keep-alive connection to send the next.
+    :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
+    :param max_blocking_time: log (with its stack) and count every time the
+        event loop is blocked longer than this many seconds; ``None``: off.
+        See :mod:`gsse.watchdog`.
+    :param metrics_path: serve Prometheus metrics on this path (needs
+        ``gsse[metrics]``); ``None``: off. See :mod:`gsse.metrics`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        ping: float | None = None,
+        send_timeout: float | None = None,
+        graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+        listener: socket.socket | None = None,
+        max_connections: int | None = None,
+        max_streams_per_ip: int | None = None,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        max_body_size: int | None = None,
+        header_timeout: float | None = DEFAULT_HEADER_TIMEOUT,
+        retry_after: int = 5,
+        max_blocking_time: float | None = None,
+        metrics_path: str | None = None,
+        **server_options: Any,
+    ) -> None:
+        if metrics_path is not None:
+            from .metrics import metrics_app
+            from .metrics import mount
+
+            app = mount(app, metrics_path, metrics_app())
+        self.app = app
+        self.limits = Limits(
+            max_connections=max_connections,
+            max_streams_per_ip=max_streams_per_ip,
+            max_header_size=max_header_size,
+            max_header_count=max_header_count,
+            max_body_size=max_body_size,
+            header_timeout=header_timeout,
+            retry_after=retry_after,
+        )
+        self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
+        self.registry = StreamRegistry()
+        environ = {
+            REGISTRY_KEY: self.registry,
+            "gsse.settings": StreamSettings(ping=ping, send_timeout=send_timeout),
+            "gsse.server": self,
+        }
+        self.wsgi = WSGIServer(
+            listener if listener is not None else (host, port),
+            app,
+            handler_class=SSEHandler,
+            environ=environ,
+            log=access_logger,
+            error_log=logging.getLogger("gsse.error"),
+            **server_options,
+        )
+        self.wsgi.limiter = Limiter(self.limits, self.registry)
+        self.watchdog: Watchdog | None = None
+        if max_blocking_time is not None:
+            self.watchdog = Watchdog(max_blocking_time)
+        self._stopping: gevent.Greenlet | None = None
+        self._stopped = GeventEvent()
+        self._signals: list[Any] = []
+
+    @property
+    def host(self) -> str:
+        return str(self.wsgi.server_host)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        return int(self.wsgi.server_port)
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and start accepting in the background (returns at once)."""
+        self.wsgi.start()
+        if self.watchdog is not None:
+            self.watchdog.start()
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        """Serve until SIGTERM/SIGINT (or :meth:`stop`), then shut down.
+
+        :param install_signals: handle SIGTERM and SIGINT (see
+            :meth:`install_signal_handlers`) while serving.
+        """
+        if not self.wsgi.started:
+            self.start()
+        if install_signals:
+            self.install_signal_handlers()
+        try:
+            self._stopped.wait()
+        finally:
+            self.remove_signal_handlers()
+
+    def stop(self, graceful_timeout: float | None = None) -> int:
+        """Shut down gracefully; return how many streams had to be closed.
+
+        Stops accepting, sets ``writer.shutting_down`` on every stream, waits
+        up to ``graceful_timeout`` seconds for them to end, closes the rest
+        with correct framing, then gives plain requests still in flight up
+        to a second. :meth:`serve_forever` returns once this is done, even
+        if a step failed.
+        """
+        timeout = (
+            self.graceful_timeout if graceful_timeout is None else graceful_timeout
+        )
+        try:
+            self.wsgi.close()  # stop accepting; connections in flight go on
+            closed = self.registry.shutdown(timeout or 0.0)
+            # Plain requests still in progress get what is left of a second.
+            self.wsgi.stop(timeout=1.0)
+            if self.watchdog is not None:
+                self.watchdog.stop()
+        finally:
+            self._stopped.set()
+        return closed
+
+    def install_signal_handlers(self) -> None:
+        """Shut down gracefully on SIGTERM and SIGINT; a second SIGINT exits.
+
+        Call it from the main thread. :meth:`serve_forever` does this itself;
+        call it earlier when something (a test, a supervisor) may signal as
+        soon as the server is reachable. Calling it again changes nothing.
+
+        .. versionadded:: 0.1
+        """
+        if self._signals:
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # gevent runs the handler in the loop, not inside whatever code
+            # the signal interrupted; it only spawns the shutdown.
+            self._signals.append(gevent.signal_handler(signum, self._on_signal, signum))
+
+    def remove_signal_handlers(self) -> None:
+        """Undo :meth:`install_signal_handlers`."""
+        for handler in self._signals:
+            handler.cancel()
+        self._signals.clear()
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping is not None:
+            if signum == signal.SIGINT:
+                # The user asked twice: do not wait for streams or greenlets.
+                logger.warning("second %s: exiting at once", name)
+                logging.shutdown()
+                os._exit(EXIT_INTERRUPTED)
+            logger.info("%s received: already shutting down", name)
+            return
+        logger.info(
+            "%s received: shutting down (open streams get %.1f s; Ctrl-C again"
+            " to exit at once)",
+            name,
+            self.graceful_timeout,
+        )
+        self._stopping = gevent.spawn(self._stop_logged)
+
+    def _stop_logged(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            logger.exception("graceful shutdown failed; exiting anyway")
+
+
+def ensure_monkey_patched() -> None:
+    """Patch the standard library for gevent, unless that is done already.
+
+    Servers patch before importing the app (``gsse run`` does); a script that
+    calls :func:`run` is patched here, late, which covers ``time.sleep``,
+    sockets and threads looked up at call time.
+    """
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        monkey.patch_all()
+
+
+def run(
+    app: WSGIApplication,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+    graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    log_level: str | int = "info",
+) -> None:
+    """Serve ``app`` until SIGTERM or Ctrl-C: the script form of ``gsse run``.
+
+    Patches the standard library for gevent if needed and, when the program
+    has configured no logging, logs to stderr at ``log_level``.
+
+    .. versionadded:: 0.1
+    """
+    ensure_monkey_patched()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=log_level.upper() if isinstance(log_level, str) else log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    server = Server(
+        app,
+        host,
+        port,
+        ping=ping,
+        send_timeout=send_timeout,
+        graceful_timeout=graceful_timeout,
+    )
+    server.start()
+    logger.info("gsse serving on %s (Ctrl-C to stop)", server.url)
+    server.serve_forever()
+    logger.info("gsse stopped")

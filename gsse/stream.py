@@ -1,0 +1,238 @@
+"""The SSE response: headers first, then the stream callback.
+
+A handler never streams itself: it returns an :class:`SSEResponse` whose body
+is an :class:`SSEBody`. What happens next depends on the host:
+
+- Under the gsse server, the connection's handler sees the body, flushes the
+  headers and the first chunk to the socket, hands the socket to a
+  :class:`~gsse.transport.SocketTransport`, and runs the callback in the
+  connection's own greenlet (one greenlet per stream, none once the callback
+  returns or when the stream is a channel subscription).
+- Under any other WSGI host the body is an ordinary iterable: it yields a
+  first non-empty chunk (gevent's pywsgi sends headers only with the first
+  non-empty chunk), then starts the callback in a greenlet of its own and
+  yields what it writes.
+
+A stream stays open until it is closed: by ``writer.close()`` (or leaving
+``with writer:``), by the client going away, by a send timeout, or by the
+server shutting down. So a callback may hand its writer to other code and
+return; a callback that raises has its stream closed, and the error is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+import gevent
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Response
+
+from .bridge import run_blocking
+from .exceptions import ClientDisconnected
+from .metrics import STATS
+from .registry import StreamRegistry
+from .registry import default_registry
+from .settings import ResolvedSettings
+from .settings import StreamSettings
+from .transport import QueueTransport
+from .transport import SocketTransport
+from .transport import Transport
+from .wire import encode_retry
+from .writer import SSEWriter
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+StreamCallback = Callable[[SSEWriter], Any]
+
+#: The first chunk when no ``retry`` is given: a comment no client shows.
+PREAMBLE = b": ok\n\n"
+
+#: The environ key of the registry that tracks this host's streams.
+REGISTRY_KEY = "gsse.registry"
+
+SSE_HEADERS = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+
+
+def _describe(callback: object) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
+    """Run a stream callback so that nothing it does can hurt other streams."""
+    try:
+        callback(writer)
+    except ClientDisconnected as exc:
+        logger.debug("stream callback %s ended: %s", _describe(callback), exc)
+    except Exception:
+        STATS.callback_errors += 1
+        context = writer.log_context
+        logger.exception(
+            "stream %s %s: callback %s raised; its stream was closed",
+            context["stream_id"],
+            context["path"],
+            _describe(callback),
+            extra=context,
+        )
+        writer.close()
+    except BaseException:
+        writer.close()
+        raise
+
+
+class SSEBody:
+    """The body of an SSE response; see the module docstring.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("callback", "blocking", "retry", "settings", "environ", "_transport")
+
+    def __init__(
+        self,
+        callback: StreamCallback,
+        *,
+        blocking: bool = False,
+        retry: int | None = None,
+        settings: StreamSettings | None = None,
+    ) -> None:
+        self.callback = callback
+        self.blocking = blocking
+        self.retry = retry
+        self.settings = settings or StreamSettings()
+        self.environ: WSGIEnvironment | None = None
+        self._transport: Transport | None = None
+
+    def preamble(self) -> bytes:
+        """The first chunk, which carries the headers out with it."""
+        return PREAMBLE if self.retry is None else encode_retry(self.retry)
+
+    def _context(self) -> tuple[StreamRegistry, ResolvedSettings, str | None]:
+        environ = self.environ or {}
+        registry = environ.get(REGISTRY_KEY)
+        if registry is None:
+            registry = default_registry()
+        settings = self.settings.over(StreamSettings.from_environ(environ)).resolved()
+        return registry, settings, environ.get("HTTP_LAST_EVENT_ID")
+
+    def _open(self, transport: Transport) -> SSEWriter:
+        registry, _, last_event_id = self._context()
+        registry.add(transport, self.environ)
+        return SSEWriter(transport, registry, last_event_id)
+
+    def _start(self, writer: SSEWriter) -> None:
+        if self.blocking:
+            run_blocking(self.environ, run_callback, self.callback, writer)
+        else:
+            run_callback(self.callback, writer)
+
+    def serve_socket(self, sock: Any, chunked: bool) -> None:
+        """The fast path: the headers are out; stream straight to ``sock``.
+
+        Runs the callback in the calling greenlet (the connection's) and
+        returns when it does; the stream may stay open after that.
+        """
+        transport = SocketTransport(sock, chunked, self._context()[1])
+        self._start(self._open(transport))
+
+    def __iter__(self) -> Iterator[bytes]:
+        transport = QueueTransport(self._context()[1])
+        self._transport = transport
+        return self._iterate(transport)
+
+    def _iterate(self, transport: QueueTransport) -> Iterator[bytes]:
+        yield self.preamble()
+        # The host has written the headers and the first chunk by now.
+        writer = self._open(transport)
+        if self.blocking:
+            self._start(writer)
+        else:
+            gevent.spawn(self._start, writer)
+        try:
+            yield from transport.drain()
+        finally:
+            if not transport.closed:
+                transport.abort("the client went away")
+
+    def close(self) -> None:
+        """Called by WSGI hosts when the response ends (PEP 3333)."""
+        transport, self._transport = self._transport, None
+        if transport is not None and not transport.closed:
+            transport.abort("the client went away")
+
+
+class SSEResponse(Response):
+    """A ``text/event-stream`` response whose body is an :class:`SSEBody`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        body: SSEBody,
+        status: int = 200,
+        headers: Mapping[str, str] | Headers | None = None,
+    ) -> None:
+        super().__init__(body, status=status, direct_passthrough=True)
+        for name, value in SSE_HEADERS:
+            self.headers[name] = value
+        if headers:
+            # Users may replace the defaults; werkzeug rejects CR/LF in values.
+            for name, value in Headers(headers).items():
+                self.headers[name] = value
+
+    def get_app_iter(self, environ: WSGIEnvironment) -> Any:
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return ()
+        body = self.response
+        assert isinstance(body, SSEBody)
+        body.environ = environ
+        return body
+
+
+def stream(
+    callback: StreamCallback,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | Headers | None = None,
+    retry: int | None = None,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+    blocking: bool = False,
+) -> SSEResponse:
+    """A response that streams ``callback(writer)``; return it from any view.
+
+    :param callback: called with an :class:`~gsse.SSEWriter` once the
+        headers are on the wire.
+    :param status: the response status.
+    :param headers: extra headers (they may replace the SSE defaults).
+    :param retry: the client's reconnection time in ms, sent first.
+    :param ping: seconds of idleness before a keep-alive comment (``0``: off).
+    :param send_timeout: seconds a client may read nothing before the
+        stream is closed.
+    :param blocking: run ``callback`` in a real OS thread of the thread pool.
+
+    .. versionadded:: 0.1
+    """
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    if retry is not None:
+        encode_retry(retry)  # validate now, at the call site
+    body = SSEBody(
+        callback,
+        blocking=blocking,
+        retry=retry,
+        settings=StreamSettings(ping=ping, send_timeout=send_timeout),
+    )
+    return SSEResponse(body, status=status, headers=headers)

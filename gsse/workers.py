@@ -1,0 +1,209 @@
+"""Several processes on one port: gunicorn's arbiter with a gsse worker.
+
+gunicorn forks the workers, shares the listening socket, restarts a worker
+that dies and handles the signals of the master; gsse does not manage
+processes itself. Each worker is gunicorn's gevent worker with its serving
+part replaced: it runs a :class:`gsse.Server` on the inherited socket, so
+workers get the SSE fast path, keep-alive pings, send timeouts and the
+graceful shutdown of streams, exactly as ``gsse run`` without workers.
+
+The worker class also works on its own::
+
+    gunicorn -k gsse.workers.SSEWorker --graceful-timeout 12 myproject.web:app
+
+It then closes streams 2 s before gunicorn's ``--graceful-timeout``, so that
+gunicorn never has to kill a worker with streams still open.
+
+Workers share nothing but the socket: each has its own streams and its own
+``memory://`` broker, so channels reach every client only through a shared
+broker (``--broker redis://...``).
+
+Signals: SIGTERM, and the first SIGINT (Ctrl-C), stop gracefully in master
+and workers alike; a second SIGINT is gunicorn's quick shutdown. gunicorn
+itself treats the first SIGINT as a quick shutdown; gsse does not, because
+Ctrl-C in a terminal should let streams end as cleanly as SIGTERM does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING
+from typing import Any
+
+import gevent
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
+from gunicorn.workers.ggevent import GeventWorker
+
+from .config import Config
+from .server import EXIT_INTERRUPTED
+from .server import Server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+#: Seconds between the worker's heartbeats to the arbiter.
+HEARTBEAT = 0.5
+#: Seconds the arbiter waits beyond gsse's grace period before it kills.
+SHUTDOWN_MARGIN = 2.0
+#: The option ``gsse run`` hands each worker (see :class:`GsseApplication`).
+OPTIONS_ATTRIBUTE = "gsse_server_options"
+
+
+class SSEWorker(GeventWorker):  # type: ignore[misc]
+    """A gunicorn worker that serves with :class:`gsse.Server`.
+
+    .. versionadded:: 0.1
+    """
+
+    _interrupted = False
+
+    def server_options(self) -> dict[str, Any]:
+        """``Server`` options from ``gsse run``, or derived from gunicorn's."""
+        options = dict(getattr(self.app, OPTIONS_ATTRIBUTE, {}))
+        options.setdefault(
+            "graceful_timeout", max(self.cfg.graceful_timeout - SHUTDOWN_MARGIN, 0.0)
+        )
+        return options
+
+    def run(self) -> None:
+        options = self.server_options()
+        servers: list[Server] = []
+        for sock in self.sockets:
+            sock.setblocking(True)
+            server = Server(self.wsgi, listener=sock, **options)
+            if self.cfg.workers > 1:
+                # Accept one connection per wake-up, so that the workers
+                # woken together share new connections (as gunicorn does).
+                server.wsgi.max_accept = 1
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            gevent.sleep(HEARTBEAT)
+        self.log.info("worker %s: shutting down", self.pid)
+        stopping = [gevent.spawn(server.stop) for server in servers]
+        # Keep the heartbeat going, or the arbiter takes the worker for hung.
+        while not all(greenlet.ready() for greenlet in stopping):
+            self.notify()
+            gevent.joinall(stopping, timeout=HEARTBEAT)
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            if not self._interrupted:
+                # Ctrl-C reaches every process of the terminal's group:
+                # shut down gracefully, like SIGTERM.
+                self._interrupted = True
+                self.alive = False
+                return
+            os._exit(EXIT_INTERRUPTED)
+        super().handle_quit(sig, frame)
+
+
+class _Logger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, writing through the standard logging setup of gsse."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    _halting = False
+
+    def handle_int(self) -> None:
+        # Graceful, like SIGTERM; Arbiter.stop() turns a second SIGINT
+        # into its quick shutdown.
+        raise StopIteration
+
+    def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+        self._halting = True
+        super().halt(reason, exit_status)
+
+    def reap_workers(self) -> None:
+        try:
+            super().reap_workers()
+        except HaltServer:
+            # While halting because one worker could not load the app, the
+            # others failing the same way is no news; keep stopping.
+            if not self._halting:
+                raise
+
+
+class GsseApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn's view of a ``gsse run --workers N`` config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        setattr(self, OPTIONS_ATTRIBUTE, config.server_options())
+        super().__init__(prog="gsse")
+
+    def load_config(self) -> None:
+        config = self.config
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        settings: dict[str, Any] = {
+            "bind": [f"{host}:{config.port}"],
+            "workers": config.workers,
+            "worker_class": f"{__name__}.SSEWorker",
+            "graceful_timeout": math.ceil(config.graceful_timeout + SHUTDOWN_MARGIN),
+            "loglevel": config.log_level,
+            "proc_name": "gsse",
+            "logger_class": f"{__name__}._Logger",
+            "when_ready": self._when_ready,
+        }
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn's control socket has one path per user: two gsse
+            # commands would fight over it, and gsse does not use it.
+            settings["control_socket_disable"] = True
+        for name, value in settings.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> WSGIApplication:
+        """Import the app in the worker, after gevent has patched it."""
+        from .cli import import_app
+
+        app = import_app(self.config)
+        if isinstance(app, int):
+            # The arbiter stops (instead of forking again) on these codes.
+            sys.exit(
+                _Arbiter.APP_LOAD_ERROR if app == 2 else _Arbiter.WORKER_BOOT_ERROR
+            )
+        return app
+
+    def _when_ready(self, arbiter: Arbiter) -> None:
+        from .cli import logger
+        from .cli import startup_line
+
+        listener = arbiter.LISTENERS[0]
+        host, port = listener.sock.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        logger.info("%s", startup_line(self.config, f"http://{host}:{port}"))
+
+    def run(self) -> None:
+        _Arbiter(self).run()
+
+
+def serve_with_workers(config: Config) -> int:
+    """Serve ``config`` with ``config.workers`` processes; return the exit code."""
+    master = os.getpid()
+    try:
+        GsseApplication(config).run()
+    except SystemExit as exc:
+        if os.getpid() != master:
+            raise  # a worker's own exit, on its way out of the forked stack
+        code = exc.code
+        if code == _Arbiter.APP_LOAD_ERROR:
+            return 2  # the app could not be found
+        if code == _Arbiter.WORKER_BOOT_ERROR:
+            return 1  # the app failed while importing
+        return code if isinstance(code, int) else 1
+    return 0

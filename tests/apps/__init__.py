@@ -1,0 +1,1 @@
+"""Apps that tests serve, with gsse run or in-process."""

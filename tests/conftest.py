@@ -1,0 +1,38 @@
+"""Shared fixtures: real gsse servers on free loopback ports.
+
+The suite runs under ``python -m gevent.monkey --module pytest``, so the
+servers and the test's own clients share one patched event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from gevent import monkey
+
+from gsse import Server
+
+if not monkey.is_module_patched("socket"):
+    raise pytest.UsageError(
+        "run the tests as: python -m gevent.monkey --module pytest"
+        " (the servers under test need gevent's monkey-patching)"
+    )
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    """Start ``Server(app, "127.0.0.1", 0, **options)``; stopped after the test."""
+    servers: list[Server] = []
+
+    def start(app: Any, **options: Any) -> Server:
+        server = Server(app, "127.0.0.1", 0, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(graceful_timeout=0)

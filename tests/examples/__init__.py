@@ -1,0 +1,1 @@
+"""Each example runs for real, with the command written at its top."""
