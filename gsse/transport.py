@@ -83,7 +83,8 @@ class Transport:
         self.buffer_size = settings.buffer_size
         #: Set by every write; the keep-alive tick clears it.
         self.wrote = False
-        self.ping_at = 0.0
+        #: The first keep-alive is due one full interval after the stream opens.
+        self.ping_at = _monotonic() + self.ping
         #: When the buffer last went over ``buffer_size`` (0.0: it is not).
         self.full_since = 0.0
         self._hooks: list[CloseHook] = []
