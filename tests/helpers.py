@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
+from gsse import App
+from gsse import Event
+from gsse import SSEWriter
 from gsse.wire import EventStreamDecoder
 from gsse.wire import Message
 
@@ -167,3 +171,19 @@ def wait_until(predicate: object, timeout: float = 5.0, interval: float = 0.01) 
         if value or time.monotonic() >= deadline:
             return bool(value)
         time.sleep(interval)
+
+
+def stream_app(callback: Callable[[SSEWriter], object], **start: object) -> App:
+    """An app whose /events streams ``callback``; / answers ``ok``."""
+    app = App()
+
+    @app.route("/events")
+    def events(event: Event) -> None:
+        event.start_sse(**start)  # type: ignore[arg-type]
+        event.set_stream_callback(callback)
+
+    @app.route("/", methods=["GET", "POST"])
+    def index(event: Event) -> str:
+        return "ok"
+
+    return app

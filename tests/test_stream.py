@@ -20,25 +20,10 @@ from gsse import Server
 from gsse import SSEWriter
 from tests.helpers import RawStream
 from tests.helpers import http_get
+from tests.helpers import stream_app
 from tests.helpers import wait_until
 
 Serve = Callable[..., Server]
-
-
-def stream_app(callback: Callable[[SSEWriter], None], **start: object) -> App:
-    """An app whose /events streams ``callback``; / answers ``ok``."""
-    app = App()
-
-    @app.route("/events")
-    def events(event: Event) -> None:
-        event.start_sse(**start)  # type: ignore[arg-type]
-        event.set_stream_callback(callback)
-
-    @app.route("/")
-    def index(event: Event) -> str:
-        return "ok"
-
-    return app
 
 
 def test_headers_arrive_before_the_callbacks_first_sleep_ends(serve: Serve) -> None:

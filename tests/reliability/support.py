@@ -6,31 +6,12 @@ import gc
 import os
 import socket
 import time
-from collections.abc import Callable
 
 import gevent
 import greenlet
 
-from gsse import App
-from gsse import Event
-from gsse import SSEWriter
 from gsse.metrics import STATS
-
-
-def stream_app(callback: Callable[[SSEWriter], object], **start: object) -> App:
-    """An app whose /events streams ``callback``; / answers ``ok``."""
-    app = App()
-
-    @app.route("/events")
-    def events(event: Event) -> None:
-        event.start_sse(**start)  # type: ignore[arg-type]
-        event.set_stream_callback(callback)
-
-    @app.route("/", methods=["GET", "POST"])
-    def index(event: Event) -> str:
-        return "ok"
-
-    return app
+from tests.helpers import stream_app as stream_app
 
 
 def open_fds() -> int:
