@@ -6,6 +6,7 @@ imports ``requests`` or ``redis`` (see ``gsse.client`` and ``gsse.brokers``).
 
 from ._version import __version__ as __version__
 from .app import App as App
+from .brokers import Broker as Broker
 from .event import Event as Event
 from .exceptions import BrokerUnavailable as BrokerUnavailable
 from .exceptions import ClientDisconnected as ClientDisconnected
@@ -17,6 +18,7 @@ from .writer import SSEWriter as SSEWriter
 
 __all__ = [
     "App",
+    "Broker",
     "BrokerUnavailable",
     "ClientDisconnected",
     "Event",

@@ -1,0 +1,187 @@
+"""One subscribed stream: where it is in each channel, and how it resumes.
+
+A :class:`Subscription` is what a broker keeps per stream. Delivery is a
+direct, non-blocking write to the stream's transport, in the publishing (or
+Redis-reading) greenlet: no queue, no greenlet switch per subscriber. A
+subscriber that cannot keep up overflows its transport's bounded buffer and
+is disconnected (it resumes by replay), so it never slows the others.
+
+Resuming without loss or duplicates: a subscription is registered *before*
+its backend is asked for history, buffering what arrives meanwhile
+(``pending``); then it sends the ``reset`` events and the replay, then the
+buffered events. Every event passes :meth:`Subscription.deliver`, which
+drops any id not newer than the stream's position in that channel, so an
+event seen both in history and live is sent once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from ..exceptions import ClientDisconnected
+from ..transport import Transport
+from .frames import Frame
+from .frames import Key
+from .frames import format_id
+from .frames import parse_id
+from .frames import reset_event
+
+logger = logging.getLogger(__name__)
+
+#: Events a subscription buffers while its backend answers; more is a stall.
+MAX_PENDING = 100_000
+
+
+class ChannelState(NamedTuple):
+    """What a backend says about one channel when a stream subscribes.
+
+    :param last: the channel's newest id (its floor when it has no event).
+    :param frames: the events after the asked position, oldest first, or
+        ``None`` when history no longer holds everything after it.
+    """
+
+    last: Key
+    frames: list[Frame] | None
+
+
+def requested_positions(
+    last_event_id: str | None, count: int
+) -> list[Key | None] | None:
+    """The positions a ``Last-Event-ID`` names, one per channel.
+
+    ``None`` when there is no header (live events only); a list whose items
+    are ``None`` for channels the header does not name a valid id for.
+    """
+    if not last_event_id:
+        return None
+    parts = last_event_id.split(",")
+    if len(parts) != count:
+        return [None] * count
+    return [parse_id(part) for part in parts]
+
+
+class Subscription:
+    """One stream's subscription to one or more channels."""
+
+    __slots__ = (
+        "transport",
+        "channels",
+        "positions",
+        "index",
+        "multi",
+        "pending",
+        "resets",
+    )
+
+    def __init__(self, transport: Transport, channels: tuple[str, ...]) -> None:
+        self.transport = transport
+        self.channels = channels
+        self.positions: list[Key] = [(0, 0)] * len(channels)
+        self.index = {channel: i for i, channel in enumerate(channels)}
+        self.multi = len(channels) > 1
+        #: Events that arrived before the replay was sent (None: live).
+        self.pending: list[Frame] | None = []
+        #: Channels this stream was sent a ``reset`` for (once each).
+        self.resets: set[str] = set()
+
+    @property
+    def wire_id(self) -> str:
+        """The stream's position as a ``Last-Event-ID`` (see frames.py)."""
+        return ",".join(format_id(key) for key in self.positions)
+
+    def deliver(self, frame: Frame) -> None:
+        """Send ``frame`` unless this stream has it already (never blocks)."""
+        pending = self.pending
+        if pending is not None:
+            pending.append(frame)
+            if len(pending) > MAX_PENDING:
+                self.transport.abort("buffer overflow: the stream fell behind")
+            return
+        i = self.index[frame.channel] if self.multi else 0
+        if frame.key <= self.positions[i]:
+            return
+        self.positions[i] = frame.key
+        transport = self.transport
+        try:
+            if self.multi:
+                transport.write(frame.with_id(self.wire_id))
+            else:
+                transport.write(frame.single, frame.framed)
+        except ClientDisconnected:
+            return
+        transport.abort_if_overflowed()
+
+    def start(
+        self,
+        last_event_id: str | None,
+        requested: list[Key | None] | None,
+        states: list[ChannelState],
+    ) -> None:
+        """Send resets and the replay, then what arrived meanwhile; go live."""
+        replay: list[Frame] = []
+        resets: list[str] = []
+        for i, (channel, state) in enumerate(zip(self.channels, states, strict=True)):
+            position = requested[i] if requested is not None else None
+            if requested is None:
+                self.positions[i] = state.last
+            elif position is not None and state.frames is not None:
+                self.positions[i] = position
+                replay += state.frames
+            else:
+                self.positions[i] = state.last
+                resets.append(channel)
+        replay.sort(key=_by_key)
+        pending, self.pending = self.pending or [], None
+        try:
+            for channel in resets:
+                self.reset(channel, last_event_id)
+            self.deliver_all(replay)
+            self.deliver_all(pending)
+        except ClientDisconnected:
+            return
+
+    def deliver_all(self, frames: Iterable[Frame]) -> None:
+        for frame in frames:
+            if self.transport.closed:
+                return
+            self.deliver(frame)
+
+    def reset(
+        self,
+        channel: str,
+        last_event_id: str | None,
+        last: Key | None = None,
+    ) -> None:
+        """Tell the client to reload ``channel``: its position was lost.
+
+        At most once per stream and channel; a second loss closes the stream
+        instead, and the client's reconnect starts a new stream.
+        """
+        i = self.index[channel]
+        if last is not None:
+            self.positions[i] = last
+        if channel in self.resets:
+            logger.info(
+                "stream %d %s: closing, channel %r lost events a second time",
+                self.transport.stream_id,
+                self.transport.path,
+                channel,
+                extra=self.transport.log_context,
+            )
+            self.transport.abort("closed by the server: channel history lost")
+            return
+        self.resets.add(channel)
+        self.transport.write(reset_event(channel, last_event_id, self.wire_id))
+        self.transport.abort_if_overflowed()
+
+
+def _by_key(frame: Frame) -> Key:
+    return frame.key
+
+
+def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
+    """Deliver one encoded event to every subscriber of its channel."""
+    for subscription in tuple(subscribers):
+        subscription.deliver(frame)

@@ -1,0 +1,151 @@
+"""Event ids, channel names and the encoded form of a published event (no I/O).
+
+Deliberate choices:
+
+- An event id is ``"<milliseconds>-<sequence>"`` in every backend, the shape
+  of a Redis Stream entry id. Ids of one channel increase (compared as a pair
+  of integers), and, being based on the wall clock, ids issued after a
+  restart are larger than any issued before it, so an id from before a
+  restart is never mistaken for a newer event.
+- A stream of several channels needs a position in each, so its wire id is
+  the ids of its channels, in the order they were given, joined by ``,``
+  (``1700000000000-0,1700000000123-4``). A stream of one channel uses the
+  event's own id.
+- Each published event is encoded once: its ``event:`` line and its
+  ``data:`` lines are built when it is published and shared by every
+  subscriber; a one-channel stream even shares the HTTP chunk framing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+
+from ..wire import chunk
+from ..wire import encode_event
+
+#: An event id as a comparable pair: (milliseconds, sequence).
+Key = tuple[int, int]
+
+_ID = re.compile(r"([0-9]{1,18})-([0-9]{1,18})")
+
+#: The longest channel name accepted.
+MAX_CHANNEL_LENGTH = 200
+
+
+def parse_id(text: str) -> Key | None:
+    """``"ms-seq"`` as a pair of ints, or ``None`` when it is not an event id."""
+    match = _ID.fullmatch(text)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def format_id(key: Key) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+def check_channel(channel: Any) -> str:
+    """Return ``channel`` if it is a usable channel name, else raise.
+
+    Names are printable text: a control character (CR, LF, NUL, ...) could
+    never be part of a header or a field, and is refused at the boundary.
+
+    :raises TypeError: not a ``str``.
+    :raises ValueError: empty, too long, or with a control character.
+    """
+    if not isinstance(channel, str):
+        raise TypeError(
+            f"a channel name must be a str, not {type(channel).__name__}: {channel!r}"
+        )
+    if not channel or len(channel) > MAX_CHANNEL_LENGTH:
+        raise ValueError(
+            f"a channel name must be 1 to {MAX_CHANNEL_LENGTH} characters,"
+            f" got {len(channel)}: {channel[:50]!r}"
+        )
+    for char in channel:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(
+                f"a channel name must not contain control characters or lone"
+                f" surrogates (found {char!r}): {channel!r}"
+            )
+    return channel
+
+
+def check_channels(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """Validate the channels of one stream: at least one, no repeats."""
+    if not channels:
+        raise TypeError("name at least one channel to subscribe to")
+    for channel in channels:
+        check_channel(channel)
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"a channel is named twice: {channels!r}")
+    return channels
+
+
+def encode_body(data: Any, event: str | None) -> bytes:
+    """The ``event:`` and ``data:`` lines of a published event, checked.
+
+    :raises ValueError: ``data`` is ``None``, or ``event`` has CR or LF.
+    :raises TypeError: ``data`` cannot be encoded.
+    """
+    if data is None:
+        raise ValueError(
+            "publish() needs data: a str, bytes or a JSON-serialisable value"
+            " (an event without data is not dispatched by browsers)"
+        )
+    if event is not None and event == "":
+        raise ValueError("event must be a non-empty name or None (for 'message')")
+    return encode_event(data, event=event)
+
+
+class Frame:
+    """One published event, encoded once for every subscriber.
+
+    :param raw: the event's ``event:`` and ``data:`` lines, as stored.
+    """
+
+    __slots__ = ("channel", "id", "key", "split", "raw", "_single", "_framed")
+
+    def __init__(self, channel: str, key: Key, raw: bytes) -> None:
+        self.channel = channel
+        self.key = key
+        self.id = format_id(key)
+        self.raw = raw
+        # The ``id:`` line goes after the ``event:`` line (gsse's field order).
+        self.split = raw.index(b"\n") + 1 if raw.startswith(b"event: ") else 0
+        self._single: bytes | None = None
+        self._framed: bytes | None = None
+
+    def with_id(self, wire_id: str) -> bytes:
+        """The event's bytes carrying ``wire_id`` (a multi-channel position)."""
+        raw, split = self.raw, self.split
+        return b"%sid: %s\n%s" % (raw[:split], wire_id.encode(), raw[split:])
+
+    @property
+    def single(self) -> bytes:
+        """The event's bytes with its own id (one-channel streams), built once."""
+        single = self._single
+        if single is None:
+            single = self._single = self.with_id(self.id)
+        return single
+
+    @property
+    def framed(self) -> bytes:
+        """:attr:`single` as an HTTP/1.1 chunk, built once."""
+        framed = self._framed
+        if framed is None:
+            framed = self._framed = chunk(self.single)
+        return framed
+
+
+def reset_event(channel: str, last_event_id: str | None, wire_id: str) -> bytes:
+    """The documented ``reset`` event: the client's position was not in history."""
+    data = json.dumps(
+        {"channel": channel, "last_event_id": last_event_id},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return encode_event(data, event="reset", id=wire_id)

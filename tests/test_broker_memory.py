@@ -1,0 +1,254 @@
+"""memory:// channels over real sockets: ids, replay, reset, fan-out limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+
+import gevent
+import pytest
+from flask import Flask
+
+import gsse
+from gsse import Server
+from gsse.brokers.memory import MemoryBroker
+from tests.apps.broker_app import make_app
+from tests.helpers import RawStream
+from tests.helpers import wait_until
+
+Serve = Callable[..., Server]
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sub_path(*channels: str) -> str:
+    return "/sub?" + urllib.parse.urlencode([("channel", c) for c in channels])
+
+
+def id_key(event_id: str) -> tuple[int, int]:
+    ms, seq = event_id.split("-")
+    return int(ms), int(seq)
+
+
+@pytest.fixture
+def broker() -> gsse.Broker:
+    return gsse.Broker.from_url("memory://", history=5)
+
+
+@pytest.fixture
+def port(serve: Serve, broker: gsse.Broker) -> int:
+    return serve(make_app(broker)).port
+
+
+def test_from_url_picks_the_backend_and_reads_gsse_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No URL means GSSE_BROKER, else memory://; bad URLs and history are refused."""
+    monkeypatch.delenv("GSSE_BROKER", raising=False)
+    assert isinstance(gsse.Broker.from_url(), MemoryBroker)
+    monkeypatch.setenv("GSSE_BROKER", "memory://")
+    assert gsse.Broker.from_url(history=3).history == 3
+    with pytest.raises(ValueError, match="unknown broker URL"):
+        gsse.Broker.from_url("kafka://x")
+    with pytest.raises(ValueError, match="history"):
+        gsse.Broker.from_url("memory://", history=0)
+    with pytest.raises(TypeError, match="history"):
+        gsse.Broker.from_url("memory://", history="10")  # type: ignore[arg-type]
+
+
+def test_bad_channel_names_and_data_are_refused(broker: gsse.Broker) -> None:
+    """Names with control characters, empty names and missing data raise."""
+    for bad in ["", "a\nb", "a\rb", "a\0b", "x" * 201]:
+        with pytest.raises(ValueError):
+            broker.publish(bad, "x")
+        with pytest.raises(ValueError):
+            broker.subscriber(bad)
+    with pytest.raises(TypeError):
+        broker.publish(7, "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        broker.subscriber()
+    with pytest.raises(ValueError, match="twice"):
+        broker.subscriber("a", "a")
+    with pytest.raises(ValueError, match="needs data"):
+        broker.publish("a", None)
+    with pytest.raises(ValueError, match="CR or LF"):
+        broker.publish("a", "x", event="a\nb")
+
+
+def test_ids_increase_and_are_the_wire_ids(port: int, broker: gsse.Broker) -> None:
+    """A live subscriber gets each event once, with the id publish returned."""
+    broker.publish("news", "before")  # not replayed: no Last-Event-ID
+    with RawStream(port, sub_path("news")) as stream:
+        assert stream.status == 200
+        ids = [broker.publish("news", {"n": i}, event="headline") for i in range(20)]
+        messages = stream.events(20, timeout=10)
+    assert [id_key(i) for i in ids] == sorted(set(id_key(i) for i in ids))
+    assert [m.id for m in messages] == ids
+    assert [json.loads(m.data) for m in messages] == [{"n": i} for i in range(20)]
+    assert {m.event for m in messages} == {"headline"}
+
+
+def test_replay_then_live(port: int, broker: gsse.Broker) -> None:
+    """Last-Event-ID replays what came after it, then live events follow."""
+    ids = [broker.publish("c", f"m{i}") for i in range(4)]
+    with RawStream(port, sub_path("c"), headers={"Last-Event-ID": ids[1]}) as stream:
+        replayed = stream.events(2, timeout=10)
+        assert [m.data for m in replayed] == ["m2", "m3"]
+        live = broker.publish("c", "m4")
+        assert [m.id for m in stream.events(1, timeout=10)] == [live]
+
+
+def test_reset_for_unknown_and_too_old_ids(port: int, broker: gsse.Broker) -> None:
+    """An id history no longer holds (or never held) gives one reset event."""
+    ids = [broker.publish("c", f"m{i}") for i in range(8)]  # history=5: m3..m7
+    # The last event dropped is still a valid position: everything after it is kept.
+    with RawStream(port, sub_path("c"), headers={"Last-Event-ID": ids[2]}) as stream:
+        assert [m.data for m in stream.events(5, timeout=10)] == [
+            f"m{i}" for i in range(3, 8)
+        ]
+    for old in [ids[1], "1-0", "garbage", "99999999999999-0"]:
+        with RawStream(port, sub_path("c"), headers={"Last-Event-ID": old}) as stream:
+            reset = stream.events(1, timeout=10)[0]
+            assert reset.event == "reset"
+            assert reset.id == ids[-1]
+            assert json.loads(reset.data) == {"channel": "c", "last_event_id": old}
+            new = broker.publish("c", "after")
+            after = stream.events(1, timeout=10)[0]
+            assert (after.data, after.id) == ("after", new)
+            ids.append(new)
+
+
+def test_reset_on_an_empty_channel_resumes_from_its_start(
+    port: int, broker: gsse.Broker
+) -> None:
+    """A reset's id is a position too: resuming from it misses nothing."""
+    with RawStream(port, sub_path("e"), headers={"Last-Event-ID": "x"}) as stream:
+        reset = stream.events(1, timeout=10)[0]
+    first = broker.publish("e", "first")
+    headers = {"Last-Event-ID": reset.id}
+    with RawStream(port, sub_path("e"), headers=headers) as stream:
+        message = stream.events(1, timeout=10)[0]
+    assert (message.data, message.id) == ("first", first)
+
+
+def test_several_channels_on_one_stream(port: int, broker: gsse.Broker) -> None:
+    """Two channels share a stream whose ids name a position in each."""
+    with RawStream(port, sub_path("a", "b")) as stream:
+        a1 = broker.publish("a", "a1")
+        b1 = broker.publish("b", "b1")
+        got = stream.events(2, timeout=10)
+    assert [m.data for m in got] == ["a1", "b1"]
+    assert got[1].id == f"{a1},{b1}"
+    a2 = broker.publish("a", "a2")
+    b2 = broker.publish("b", "b2")
+    a3 = broker.publish("a", "a3")
+    # Resume from the composite id: both channels replay, in publish order.
+    with RawStream(port, sub_path("a", "b"), headers={"Last-Event-ID": got[1].id}) as s:
+        replay = s.events(3, timeout=10)
+    assert [m.data for m in replay] == ["a2", "b2", "a3"]
+    assert replay[-1].id == f"{a3},{b2}"
+    # One channel's position unknown: a reset for it alone, the other replays.
+    with RawStream(
+        port, sub_path("a", "b"), headers={"Last-Event-ID": f"{a2},junk"}
+    ) as s:
+        first, second = s.events(2, timeout=10)
+    assert first.event == "reset" and json.loads(first.data)["channel"] == "b"
+    assert first.id == f"{a2},{b2}"
+    assert (second.data, second.id) == ("a3", f"{a3},{b2}")
+
+
+def test_replay_under_concurrent_publishing_loses_and_repeats_nothing(
+    serve: Serve,
+) -> None:
+    """Clients that keep reconnecting while a publisher runs see every id once."""
+    broker = gsse.Broker.from_url("memory://", history=1000)
+    port = serve(make_app(broker)).port
+    published: list[str] = [broker.publish("live", "start")]
+    stop = False
+
+    def publisher() -> None:
+        for i in range(600):
+            if stop:
+                return
+            published.append(broker.publish("live", i))
+            gevent.sleep(0.001 * (i % 3))
+
+    greenlet = gevent.spawn(publisher)
+    seen = [published[0]]
+    try:
+        for _ in range(60):
+            headers = {"Last-Event-ID": seen[-1]}
+            with RawStream(port, sub_path("live"), headers=headers) as stream:
+                seen += [m.id for m in stream.events(4, timeout=10)]
+            if len(seen) >= 200:
+                break
+    finally:
+        stop = True
+        greenlet.join(timeout=10)
+    assert len(seen) >= 200
+    assert seen == published[: len(seen)]
+
+
+def test_a_slow_subscriber_is_dropped_without_slowing_others(
+    port: int, broker: gsse.Broker
+) -> None:
+    """A client that never reads is disconnected; a reading one gets everything."""
+    count, payload = 800, "x" * 20_000
+    slow = RawStream(port, sub_path("big"))
+    fast = RawStream(port, sub_path("big"))
+    try:
+        assert wait_until(lambda: _subscribers(broker, "big") == 2, timeout=5)
+        reader = gevent.spawn(fast.events, count, timeout=40)
+        for i in range(count):
+            broker.publish("big", payload)
+            if i % 10 == 0:
+                gevent.sleep(0.001)
+        assert wait_until(lambda: _subscribers(broker, "big") == 1, timeout=10)
+        messages = reader.get(timeout=45)
+        assert len(messages) == count
+        assert all(m.data == payload for m in messages)
+        assert gsse.metrics.STATS.disconnects.get("overflow", 0) >= 1
+    finally:
+        slow.close()
+        fast.close()
+
+
+def _subscribers(broker: gsse.Broker, channel: str) -> int:
+    assert isinstance(broker, MemoryBroker)
+    state = broker._channels.get(channel)
+    return len(state.subscribers) if state else 0
+
+
+def test_publish_from_a_thread_reaches_subscribers(
+    port: int, broker: gsse.Broker
+) -> None:
+    """A real OS thread may publish; the write is handed to the event loop."""
+    with RawStream(port, sub_path("t")) as stream:
+        assert wait_until(lambda: _subscribers(broker, "t") == 1, timeout=5)
+        ids: list[str] = []
+        thread = threading.Thread(target=lambda: ids.append(broker.publish("t", "hi")))
+        thread.start()
+        assert wait_until(lambda: not thread.is_alive(), timeout=10)
+        message = stream.events(1, timeout=10)[0]
+    assert (message.data, message.id) == ("hi", ids[0])
+
+
+def test_broker_stream_serves_a_flask_view(serve: Serve, broker: gsse.Broker) -> None:
+    """broker.stream() is a response any WSGI framework can return."""
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/news")
+    def news() -> gsse.SSEResponse:
+        return broker.stream("news", retry=500)
+
+    port = serve(flask_app).port
+    with RawStream(port, "/news") as stream:
+        assert stream.status == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert wait_until(lambda: _subscribers(broker, "news") == 1, timeout=5)
+        new = broker.publish("news", "hello")
+        message = stream.events(1, timeout=10)[0]
+    assert (message.data, message.id) == ("hello", new)
+    assert stream.body.startswith(b"retry: 500\n\n")
