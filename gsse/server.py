@@ -53,6 +53,29 @@ EXIT_INTERRUPTED = 130
 class SSEHandler(LimitsMixin):
     """pywsgi's connection handler, plus limits and the SSE fast path."""
 
+    def handle(self) -> None:
+        # pywsgi may write a response in two sends (headers, then body); with
+        # Nagle's algorithm on, the second waits for the client's delayed ACK
+        # (40 ms on Linux). Every small SSE event would wait the same way.
+        sock: Any = self.socket
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (a Unix socket), or already closed
+        super().handle()
+
+    _requests = 0
+
+    def handle_one_request(self) -> Any:
+        # A keep-alive client that sends its next request before this one's
+        # response is done finds it already readable: pywsgi would serve it
+        # without ever yielding, and one busy connection would starve every
+        # stream, timer and other client. Yield to the loop between requests.
+        if self._requests:
+            gevent.sleep(0)
+        self._requests += 1
+        return super().handle_one_request()
+
     def process_result(self) -> None:
         body = self.result
         if isinstance(body, SSEBody) and not self.headers_sent:
