@@ -5,9 +5,9 @@ is an :class:`SSEBody`. What happens next depends on the host:
 
 - Under the gsse server, the connection's handler sees the body, flushes the
   headers and the first chunk to the socket, hands the socket to a
-  :class:`~gsse.transport.SocketTransport`, and runs the callback in the
-  connection's own greenlet (one greenlet per stream, none once the callback
-  returns or when the stream is a channel subscription).
+  :class:`~gsse.transport.SocketTransport`, starts the callback in a new
+  greenlet and ends (one greenlet per stream while the callback runs, none
+  once it returns or when the stream is a channel subscription).
 - Under any other WSGI host the body is an ordinary iterable: it yields a
   first non-empty chunk (gevent's pywsgi sends headers only with the first
   non-empty chunk), then starts the callback in a greenlet of its own and
@@ -140,11 +140,20 @@ class SSEBody:
     def serve_socket(self, sock: Any, chunked: bool) -> None:
         """The fast path: the headers are out; stream straight to ``sock``.
 
-        Runs the callback in the calling greenlet (the connection's) and
-        returns when it does; the stream may stay open after that.
+        Returns at once. The callback runs in a new greenlet whose stack
+        holds only the callback's own frames, so the connection's greenlet
+        ends, and with it pywsgi's handler, its read buffer and the request:
+        an idle callback stream holds less than half the memory it did when
+        the callback ran in the connection's greenlet (bench/RESULTS.md).
         """
-        transport = SocketTransport(sock, chunked, self._context()[1])
-        self._start(self._open(transport))
+        registry, settings, last_event_id = self._context()
+        transport = SocketTransport(sock, chunked, settings)
+        registry.add(transport, self.environ)
+        writer = SSEWriter(transport, registry, last_event_id)
+        if self.blocking:
+            run_blocking(self.environ, run_callback, self.callback, writer)
+        else:
+            gevent.spawn_raw(run_callback, self.callback, writer)
 
     def __iter__(self) -> Iterator[bytes]:
         transport = QueueTransport(self._context()[1])
