@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import gsse
 from tests.browser import open_page
 from tests.browser import screenshot_path
 from tests.examples.support import start_example
 from tests.helpers import RawStream
 from tests.procs import processes
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(gsse, "Broker"), reason="needs gsse.Broker (channels, issue 8)"
-)
 
 
 def test_dashboard_streams_samples_and_replays_missed_ones(tmp_path: Path) -> None:

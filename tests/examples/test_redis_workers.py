@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import requests
 
-import gsse
 from tests.browser import open_page
 from tests.browser import screenshot_path
 from tests.examples.support import start_example
@@ -17,12 +16,7 @@ from tests.examples.support import start_redis
 from tests.helpers import RawStream
 from tests.procs import processes
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.skipif(
-        not hasattr(gsse, "Broker"), reason="needs gsse.Broker (channels, issue 8)"
-    ),
-]
+pytestmark = pytest.mark.redis
 
 
 def _hello_pid(stream: RawStream) -> int:
