@@ -4,12 +4,17 @@ Two transports share one small interface (``write``, ``full``,
 ``wait_drained``, ``close``, ``abort``, ``closed``):
 
 - :class:`SocketTransport` (the gsse server's fast path) owns the client
-  socket once the headers are out. A write is one non-blocking ``send`` on
-  the real socket, with no greenlet switch, queue hop or lock; only what the
-  kernel does not take is kept in a bounded buffer and flushed by a libev
-  write watcher. A libev read watcher notices a client that hangs up at
-  once, even on an idle stream, without a greenlet waiting on it. So a
-  stream needs no greenlet of its own unless user code is running.
+  socket once the headers are out. A write appends to the stream's buffer,
+  with no greenlet switch, queue hop or lock, and the buffer goes out in
+  one non-blocking ``send`` on the real socket as soon as the writing
+  greenlet yields to the loop (or once it holds ``CORK_BYTES``): every
+  event a greenlet writes to a stream before it yields costs one system
+  call, not one each. So a publisher that catches up a burst of events, or
+  a keep-alive tick, costs one ``send`` per stream. What the kernel does not
+  take stays in the bounded buffer, flushed by a libev write watcher. A
+  libev read watcher notices a client that hangs up at once, even on an
+  idle stream, without a greenlet waiting on it. So a stream needs no
+  greenlet of its own unless user code is running.
 - :class:`QueueTransport` (any other WSGI host) queues bytes for the host's
   response iterator, which the host writes with its own socket code.
 
@@ -48,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 #: A non-waiting producer may overshoot ``buffer_size`` this many times over.
 OVERFLOW_FACTOR = 16
+
+#: A stream's writes are sent at once, not at the next yield, past this size.
+CORK_BYTES = 16 * 1024
 
 _CHUNKED_END = b"0\r\n\r\n"
 _monotonic = time.monotonic
@@ -234,6 +242,42 @@ class Transport:
                 )
 
 
+class _Cork:
+    """The streams of one event loop written since the loop last ran.
+
+    One loop callback per batch (not per stream) sends each buffer once.
+    """
+
+    __slots__ = ("streams", "loop", "scheduled")
+
+    def __init__(self, loop: Any) -> None:
+        self.streams: list[SocketTransport] = []
+        self.loop = loop
+        self.scheduled = False
+
+    def add(self, transport: SocketTransport) -> None:
+        self.streams.append(transport)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.run_callback(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        streams, self.streams = self.streams, []
+        for transport in streams:
+            transport._uncork()
+
+
+_corks: dict[int, _Cork] = {}
+
+
+def _cork_of(loop: Any) -> _Cork:
+    cork = _corks.get(id(loop))
+    if cork is None or cork.loop is not loop:
+        cork = _corks[id(loop)] = _Cork(loop)
+    return cork
+
+
 class SocketTransport(Transport):
     """Writes straight to the client's socket (the gsse server's fast path).
 
@@ -243,7 +287,17 @@ class SocketTransport(Transport):
         HTTP/1.0, whose body ends when the connection closes).
     """
 
-    __slots__ = ("_raw", "_send", "chunked", "_buffer", "_reader", "_writer", "_timer")
+    __slots__ = (
+        "_raw",
+        "_send",
+        "chunked",
+        "_buffer",
+        "_reader",
+        "_writer",
+        "_timer",
+        "_cork",
+        "_corked",
+    )
 
     def __init__(self, sock: Any, chunked: bool, settings: ResolvedSettings) -> None:
         super().__init__(settings)
@@ -258,6 +312,9 @@ class SocketTransport(Transport):
         self._reader = loop.io(raw.fileno(), 1)
         self._writer = loop.io(raw.fileno(), 2)
         self._timer: Any = None
+        self._cork = _cork_of(loop)
+        #: Waiting for the cork's flush (the buffer then holds unsent writes).
+        self._corked = False
         self._reader.start(self._on_readable)
 
     @property
@@ -274,21 +331,28 @@ class SocketTransport(Transport):
         self.wrote = True
         STATS.writes += 1
         STATS.bytes += len(payload)
-        if self._buffer:
-            self._buffer += data
+        buffer = self._buffer
+        if not buffer:
+            # Nothing waits to be sent: send at the loop's next turn, with
+            # whatever else this greenlet writes to the stream before then.
+            self._corked = True
+            self._cork.add(self)
+        buffer += data
+        if self._corked and len(buffer) > CORK_BYTES:
+            self._uncork()
+        elif len(buffer) > self.buffer_size:
             self._note_buffered()
-            return
-        try:
-            sent = self._send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            self.abort(f"send failed: {exc.strerror or exc}")
-            raise ClientDisconnected(f"stream closed: {self.close_reason}") from None
-        if sent < len(data):
-            self._buffer += memoryview(data)[sent:]
+
+    def _uncork(self) -> None:
+        """Send what the buffer holds now; leave the rest to the watcher."""
+        if not self._corked or self._reader is None or self.closed:
+            return  # sent already, released, or close() is flushing
+        self._corked = False
+        if self._flush():
             self._writer.start(self._on_writable)
             self._note_buffered()
+        else:
+            self._note_drained()
 
     def close(self) -> None:
         if self.closed:
