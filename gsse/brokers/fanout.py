@@ -111,7 +111,8 @@ class Subscription:
                 transport.write(frame.single, frame.framed)
         except ClientDisconnected:
             return
-        transport.abort_if_overflowed()
+        if transport.full_since:
+            transport.abort_if_overflowed()
 
     def start(
         self,
@@ -182,6 +183,24 @@ def _by_key(frame: Frame) -> Key:
 
 
 def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
-    """Deliver one encoded event to every subscriber of its channel."""
+    """Deliver one encoded event to every subscriber of its channel.
+
+    The common case (a live one-channel stream) is inlined: this loop runs
+    once per event and subscriber, so it is the broker's hot path.
+    """
+    key, single, framed = frame.key, frame.single, frame.framed
     for subscription in tuple(subscribers):
-        subscription.deliver(frame)
+        if subscription.multi or subscription.pending is not None:
+            subscription.deliver(frame)
+            continue
+        positions = subscription.positions
+        if key <= positions[0]:
+            continue
+        positions[0] = key
+        transport = subscription.transport
+        try:
+            transport.write(single, framed)
+        except ClientDisconnected:
+            continue
+        if transport.full_since:
+            transport.abort_if_overflowed()
