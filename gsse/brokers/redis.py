@@ -164,17 +164,17 @@ class RedisBroker(Broker):
         self.publish_timeout = publish_timeout
         self._prefix = prefix
         self._stream_prefix = f"{prefix}:stream:".encode()
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 2.0,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self._client = redis.Redis.from_url(url, socket_timeout=5.0, **options)
-        self._reader_client = redis.Redis.from_url(
+        # Nothing connects yet: an app may create its broker at import time,
+        # before Redis is up or before the server forks its workers.
+        self._client = redis.Redis.from_url(
             url,
-            socket_timeout=BLOCK_MS / 1000 + 5.0,
-            single_connection_client=True,
-            **options,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 0),
         )
+        #: The reader's own connection (XREAD BLOCK holds it), made by the
+        #: reader in the process that runs it.
+        self._reader_client: redis.Redis | None = None
         self._publish = self._client.register_script(PUBLISH)
         self._state = self._client.register_script(STATE)
         #: Subscriptions of this process, by channel.
@@ -203,6 +203,7 @@ class RedisBroker(Broker):
         keys = [*self._keys(channel), token]
         deadline = time.monotonic() + self.publish_timeout
         delay = BACKOFF_FIRST / 2
+        first = True
         while True:
             try:
                 new_id = self._publish(keys=keys, args=[self.history, raw])
@@ -225,13 +226,16 @@ class RedisBroker(Broker):
                         f" {channel!r} was not published. Check that Redis is up"
                         " and reachable, then publish again."
                     ) from None
-                logger.warning(
+                logger.log(
+                    logging.WARNING if first else logging.DEBUG,
                     "publishing to channel %r: Redis at %s is unreachable (%s);"
-                    " retrying",
+                    " retrying for up to %.1f s",
                     channel,
                     self.where,
                     exc,
+                    remaining,
                 )
+                first = False
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, BACKOFF_MAX / 4)
 
@@ -329,6 +333,17 @@ class RedisBroker(Broker):
             gevent.sleep(0.005)
 
     def _read_forever(self) -> None:
+        if self._reader_client is None:
+            self._reader_client = redis.Redis(
+                connection_pool=redis.ConnectionPool.from_url(
+                    self.url,
+                    socket_timeout=BLOCK_MS / 1000 + 5.0,
+                    socket_connect_timeout=2.0,
+                    max_connections=1,
+                    retry=Retry(NoBackoff(), 0),
+                ),
+            )
+        client = self._reader_client
         delay = BACKOFF_FIRST
         down_since = 0.0
         while not self._closed:
@@ -340,13 +355,13 @@ class RedisBroker(Broker):
                 if down_since:
                     self._recover()
                 if self._reader_id is None:
-                    self._reader_id = self._reader_client.client_id()
+                    self._reader_id = client.client_id()
                 self._reader_generation = self._generation
                 streams = {
                     self._stream_prefix + channel.encode(): format_id(position)
                     for channel, position in self._positions.items()
                 }
-                reply = self._reader_client.xread(
+                reply = client.xread(
                     streams,  # type: ignore[arg-type]
                     count=READ_COUNT,
                     block=BLOCK_MS,
@@ -432,7 +447,8 @@ class RedisBroker(Broker):
         if reader is not None:
             reader.kill(block=True, timeout=5)
         self._client.close()
-        self._reader_client.close()
+        if self._reader_client is not None:
+            self._reader_client.close()
 
 
 def _key(entry_id: Any) -> Key:

@@ -37,10 +37,13 @@ def test_notes_reach_subscribers_of_every_worker(tmp_path: Path) -> None:
         pids: set[int] = set()
         try:
             deadline = time.monotonic() + 30
-            while len(pids) < 2 and len(streams) < 40 and time.monotonic() < deadline:
+            while len(pids) < 2 and len(streams) < 60 and time.monotonic() < deadline:
                 stream = RawStream(port, "/board", timeout=15)
                 streams.append(stream)
                 pids.add(_hello_pid(stream))
+                # The kernel hands connections to whichever worker wakes
+                # first; pausing lets the other (maybe still booting) one in.
+                time.sleep(0.2)
             assert len(pids) == 2, f"every stream landed on one worker: {pids}"
             # 2. Post notes; each lands on whichever worker accepts it.
             posted = []
