@@ -10,6 +10,11 @@ from collections.abc import Callable
 import gevent
 import pytest
 from flask import Flask
+from gevent.pywsgi import WSGIServer
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import gsse
 from gsse import Server
@@ -254,3 +259,88 @@ def test_broker_stream_serves_a_flask_view(serve: Serve, broker: gsse.Broker) ->
         message = stream.events(1, timeout=10)[0]
     assert (message.data, message.id) == ("hello", new)
     assert stream.body.startswith(b"retry: 500\n\n")
+
+
+def test_broker_stream_under_a_plain_gevent_wsgi_server(broker: gsse.Broker) -> None:
+    """Under gevent's own WSGIServer (no gsse server) a channel streams too."""
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/news")
+    def news() -> gsse.SSEResponse:
+        return broker.stream("news")
+
+    server = WSGIServer(("127.0.0.1", 0), flask_app, log=None)
+    server.start()
+    try:
+        headers = {"Last-Event-ID": broker.publish("news", "first")}
+        with RawStream(server.server_port, "/news", headers=headers) as stream:
+            ids = [broker.publish("news", f"n{i}") for i in range(3)]
+            assert [m.id for m in stream.events(3, timeout=10)] == ids
+    finally:
+        server.stop(timeout=1)
+
+
+operations = st.lists(
+    st.sampled_from(["a", "b", "close", "open"]), min_size=1, max_size=30
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(ops=operations)
+def test_any_interleaving_of_publishes_and_reconnects_is_exact(
+    serve: Serve, ops: list[str]
+) -> None:
+    """Publishes to two channels, while connected or not: each arrives once."""
+    broker = gsse.Broker.from_url("memory://", history=100)
+    port = serve(make_app(broker)).port
+    a_and_b = sub_path("a", "b")
+    published: list[str] = []
+    received: list[str] = []
+    # Start from a known position in both channels, so every open resumes.
+    last_id = f"{broker.publish('a', 'start')},{broker.publish('b', 'start')}"
+
+    def connect() -> RawStream:
+        return RawStream(port, a_and_b, headers={"Last-Event-ID": last_id})
+
+    def read_all(stream: RawStream) -> None:
+        nonlocal last_id
+        messages = stream.events(len(published) - len(received), timeout=10)
+        received.extend(m.data for m in messages)
+        last_id = messages[-1].id if messages else last_id
+
+    stream: RawStream | None = connect()
+    try:
+        for op in ops:
+            if op == "close" and stream is not None:
+                read_all(stream)
+                stream.close()
+                stream = None
+            elif op == "open" and stream is None:
+                stream = connect()
+            elif op in ("a", "b"):
+                data = f"{op}{len(published)}"
+                broker.publish(op, data)
+                published.append(data)
+        stream = stream or connect()
+        read_all(stream)
+        # Nothing more is waiting: the next message is a fresh one.
+        broker.publish("a", "end")
+        assert [m.data for m in stream.events(1, timeout=10)] == ["end"]
+    finally:
+        if stream is not None:
+            stream.close()
+    for channel in "ab":
+        assert [d for d in received if d[0] == channel] == [
+            d for d in published if d[0] == channel
+        ]
+    assert len(received) == len(published)
+
+
+def _live(broker: gsse.Broker, channel: str) -> int:
+    assert isinstance(broker, MemoryBroker)
+    state = broker._channels.get(channel)
+    return len(state.subscribers) if state else 0
