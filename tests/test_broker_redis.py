@@ -299,3 +299,35 @@ def test_a_new_stream_waits_for_redis(
         new = broker.publish("w", "hello")
         message = stream.events(1, timeout=20)[0]
     assert (message.data, message.id) == ("hello", new)
+
+
+def test_a_stream_whose_snapshot_is_older_than_the_readers_gets_the_gap(
+    serve: Serve,
+    redis_server: RedisServer,  # noqa: F811
+    brokers: list[RedisBroker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two streams join a new channel out of order: the older one misses nothing."""
+    broker = make_broker(brokers, redis_server.url)
+    port = serve(make_app(broker)).port
+    read_states = broker._read_states
+    calls: list[int] = []
+
+    def slow_first_read(*args: object) -> object:
+        states = read_states(*args)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 1:
+            gevent.sleep(0.5)  # stream A's snapshot is taken, then it stalls
+        return states
+
+    monkeypatch.setattr(broker, "_read_states", slow_first_read)
+    with RawStream(port, sub_path("g")) as stream_a:
+        assert wait_until(lambda: calls, timeout=10)
+        # 1. Published after A's snapshot, before B makes the reader follow "g".
+        e1 = broker.publish("g", "e1")
+        with RawStream(port, sub_path("g")) as stream_b:
+            assert wait_until(lambda: live(broker, "g") >= 1, timeout=10)
+            # 2. Published once the reader follows "g" from B's snapshot (e1).
+            e2 = broker.publish("g", "e2")
+            assert [m.id for m in stream_b.events(1, timeout=10)] == [e2]
+            assert [m.id for m in stream_a.events(2, timeout=10)] == [e1, e2]

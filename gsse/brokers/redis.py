@@ -252,11 +252,23 @@ class RedisBroker(Broker):
         if states is None:
             return
         generation = self._generation
+        gaps: list[tuple[str, Key, Key]] = []
         for channel, state in zip(channels, states, strict=True):
             known = self._positions.get(channel)
-            if known is None or state.last < known:
+            if known is None:
                 self._positions[channel] = state.last
                 self._generation += 1
+            elif state.last < known:
+                # The reader started this channel from another stream's later
+                # snapshot: what lies between reaches this stream from history.
+                gaps.append((channel, state.last, known))
+        if gaps and subscription.pending is not None:
+            try:
+                subscription.pending[:0] = self._read_gaps(gaps)
+            except _UNAVAILABLE:
+                STATS.broker_errors += 1
+                transport.abort("closed by the server: Redis went away meanwhile")
+                return
         subscription.start(last_event_id, requested, states)
         self._ensure_reader()
         if self._generation != generation:
@@ -296,6 +308,16 @@ class RedisBroker(Broker):
                 frames = [self._frame(channel, eid, fields) for eid, fields in entries]
             states.append(ChannelState(_key(last), frames))
         return states
+
+    def _read_gaps(self, gaps: list[tuple[str, Key, Key]]) -> list[Frame]:
+        pipe = self._client.pipeline(transaction=False)
+        for channel, after, upto in gaps:
+            key = self._keys(channel)[0]
+            pipe.xrange(key, f"({format_id(after)}", format_id(upto))
+        frames = []
+        for (channel, _, _), entries in zip(gaps, pipe.execute(), strict=True):
+            frames += [self._frame(channel, eid, fields) for eid, fields in entries]
+        return frames
 
     @staticmethod
     def _frame(channel: str, entry_id: bytes, fields: Any) -> Frame:
