@@ -24,11 +24,7 @@ Serve = Callable[..., Server]
 
 pytestmark = pytest.mark.timeout(120)
 
-Broker: Any = getattr(gsse, "Broker", None)
-if Broker is None:
-    pytest.skip(
-        "gsse.Broker is not there yet (channels issue)", allow_module_level=True
-    )
+Broker = gsse.Broker
 
 hostile = st.lists(
     st.sampled_from(["\r", "\n", "\r\n", "\0", ":", " ", "a", "event: x", "é", "/"])
