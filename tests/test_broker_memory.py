@@ -344,3 +344,27 @@ def _live(broker: gsse.Broker, channel: str) -> int:
     assert isinstance(broker, MemoryBroker)
     state = broker._channels.get(channel)
     return len(state.subscribers) if state else 0
+
+
+def test_a_thread_pool_callback_can_hand_its_stream_to_a_channel(
+    serve: Serve, broker: gsse.Broker
+) -> None:
+    """A blocking=True callback sends first, then follows a channel."""
+    app = gsse.App()
+
+    def greet_then_follow(writer: gsse.SSEWriter) -> None:
+        writer.send_event("hello", event="hello")
+        broker.subscriber("pool")(writer)
+
+    @app.route("/sub")
+    def sub(event: gsse.Event) -> None:
+        event.start_sse()
+        event.set_stream_callback(greet_then_follow, blocking=True)
+
+    port = serve(app).port
+    with RawStream(port, "/sub") as stream:
+        assert stream.events(1, timeout=10)[0].event == "hello"
+        assert wait_until(lambda: _subscribers(broker, "pool") == 1, timeout=10)
+        new = broker.publish("pool", "from the loop")
+        message = stream.events(1, timeout=10)[0]
+    assert (message.data, message.id) == ("from the loop", new)

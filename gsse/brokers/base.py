@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
+from gevent.monkey import get_original
 from werkzeug.datastructures import Headers
 
 from ..stream import SSEResponse
@@ -43,9 +45,18 @@ def _check_history(history: Any) -> int:
     return history
 
 
+#: The real thread id (monkey-patching makes ``threading.get_ident`` per greenlet).
+thread_ident = get_original("_thread", "get_ident")
+
+
 def transport_of(writer: SSEWriter) -> Transport:
     """The transport under ``writer``: brokers write to it without waiting."""
     return writer._transport
+
+
+def loop_of(writer: SSEWriter) -> tuple[Any, int]:
+    """The hub and thread id of the event loop that owns ``writer``'s stream."""
+    return writer._hub, writer._loop_thread
 
 
 class Broker:
@@ -118,6 +129,14 @@ class Broker:
         names = check_channels(channels)
 
         def subscribe(writer: SSEWriter) -> None:
+            hub, loop_thread = loop_of(writer)
+            if thread_ident() != loop_thread:
+                # Called from a thread-pool callback: subscriptions live in
+                # the event loop, so start this one there and return.
+                hub.loop.run_callback_threadsafe(
+                    gevent.spawn, self._subscribe, writer, names
+                )
+                return
             self._subscribe(writer, names)
 
         subscribe.__qualname__ = f"{type(self).__name__}.subscriber{names!r}"

@@ -16,12 +16,11 @@ import time
 from collections import deque
 from typing import Any
 
-import gevent
-from gevent.monkey import get_original
-
 from ..bridge import call_in_loop
 from ..writer import SSEWriter
 from .base import Broker
+from .base import loop_of
+from .base import thread_ident
 from .base import transport_of
 from .fanout import ChannelState
 from .fanout import Subscription
@@ -31,8 +30,6 @@ from .frames import Frame
 from .frames import Key
 from .frames import check_channel
 from .frames import encode_body
-
-_thread_ident = get_original("_thread", "get_ident")
 
 
 def _now_ms() -> int:
@@ -79,7 +76,7 @@ class MemoryBroker(Broker):
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
         check_channel(channel)
         raw = encode_body(data, event)
-        if self._hub is not None and _thread_ident() != self._loop_thread:
+        if self._hub is not None and thread_ident() != self._loop_thread:
             return call_in_loop(self._hub, self._publish, channel, raw)
         return self._publish(channel, raw)
 
@@ -99,8 +96,7 @@ class MemoryBroker(Broker):
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         if self._hub is None:
-            self._hub = gevent.get_hub()
-            self._loop_thread = _thread_ident()
+            self._hub, self._loop_thread = loop_of(writer)
         transport = transport_of(writer)
         subscription = Subscription(transport, channels)
         last_event_id = writer.last_event_id
