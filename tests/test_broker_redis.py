@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+import redis
 
 import gsse
 from gsse import Server
@@ -331,3 +332,24 @@ def test_a_stream_whose_snapshot_is_older_than_the_readers_gets_the_gap(
             e2 = broker.publish("g", "e2")
             assert [m.id for m in stream_b.events(1, timeout=10)] == [e2]
             assert [m.id for m in stream_a.events(2, timeout=10)] == [e1, e2]
+
+
+def test_a_foreign_entry_in_a_channel_stream_is_skipped_and_logged(
+    serve: Serve,
+    redis_server: RedisServer,  # noqa: F811
+    brokers: list[RedisBroker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entry some other program added is logged and skipped; streams go on."""
+    broker = make_broker(brokers, redis_server.url)
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("c")) as stream:
+        assert wait_until(lambda: live(broker, "c") == 1, timeout=10)
+        other = redis.Redis.from_url(redis_server.url)
+        try:
+            other.xadd("gsse:stream:c", {"not": "ours"})
+        finally:
+            other.close()
+        new = broker.publish("c", "ours")
+        assert [m.id for m in stream.events(1, timeout=10)] == [new]
+    assert "was not written by gsse" in caplog.text

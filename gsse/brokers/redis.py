@@ -358,7 +358,7 @@ class RedisBroker(Broker):
                 gevent.sleep(BACKOFF_MAX)
                 continue
             if down_since:
-                logger.warning(
+                logger.info(
                     "Redis at %s is back after %.1f s; streams resumed",
                     self.where,
                     time.monotonic() - down_since,
@@ -377,8 +377,19 @@ class RedisBroker(Broker):
                 continue  # its last subscriber left meanwhile
             frame = None
             for entry_id, fields in entries:
-                frame = self._frame(channel, entry_id, fields)
-                self._positions[channel] = frame.key
+                key = _key(entry_id)
+                self._positions[channel] = key  # past it, even if it is bad
+                try:
+                    frame = self._frame(channel, entry_id, fields)
+                except (KeyError, TypeError, ValueError):
+                    STATS.broker_errors += 1
+                    logger.error(
+                        "skipped entry %s of Redis stream %r: it was not written"
+                        " by gsse (use gsse's publish, or another key prefix)",
+                        format_id(key),
+                        bytes(stream_key).decode(errors="replace"),
+                    )
+                    continue
                 subscribers = self._subscribers.get(channel)
                 if subscribers:
                     fan_out(subscribers, frame)
