@@ -6,7 +6,7 @@ the id after which every event is still in the Stream. A new channel's floor
 is one millisecond before the time it was first used, so its first event
 (``XADD *``, at that time or later) is after it, and an id from before Redis
 lost its data is older than the floor. A publish also keeps a token key for
-a minute, which makes a retried publish idempotent.
+as long as it may be retried, which makes a retried publish idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 """
 
-#: KEYS: stream, floor, token; ARGV: history, encoded event.
+#: KEYS: stream, floor, token; ARGV: history, encoded event, token lifetime (s).
 PUBLISH = (
     """
 local done = redis.call('GET', KEYS[3])
@@ -34,7 +34,7 @@ if length >= maxlen then
   redis.call('SET', KEYS[2], dropped[#dropped][1])
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', 'r', ARGV[2])
-redis.call('SET', KEYS[3], id, 'EX', 60)
+redis.call('SET', KEYS[3], id, 'EX', ARGV[3])
 return id
 """
 )

@@ -10,8 +10,9 @@ Design (see docs/channels.md for the why):
   channel was first used. A ``Last-Event-ID`` is resumable exactly when it
   lies between the floor and the newest id, and the check and the replay
   read are one atomic script, so trimming cannot slip between them.
-- A publish carries a random token that the script remembers for a minute,
-  so retrying a publish whose reply was lost never adds the event twice.
+- A publish carries a random token that the script remembers while the
+  publish may be retried, so retrying one whose reply was lost never adds
+  the event twice.
 - One reader greenlet per broker and process runs ``XREAD BLOCK`` over every
   channel that has subscribers here and fans each event out to them (one
   encoding per event and process). ``CLIENT UNBLOCK`` wakes it when a
@@ -76,6 +77,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
 #: Seconds a publish keeps retrying while Redis is unreachable.
 PUBLISH_TIMEOUT = 5.0
+#: Seconds a command (other than the reader's XREAD) may wait for its reply.
+REPLY_TIMEOUT = 5.0
 
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 
@@ -118,7 +121,7 @@ class RedisBroker(Broker):
         # before Redis is up or before the server forks its workers.
         self._client = redis.Redis.from_url(
             url,
-            socket_timeout=5.0,
+            socket_timeout=REPLY_TIMEOUT,
             socket_connect_timeout=2.0,
             retry=Retry(NoBackoff(), 0),
         )
@@ -152,11 +155,13 @@ class RedisBroker(Broker):
         token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
         keys = [*self._keys(channel), token]
         deadline = time.monotonic() + self.publish_timeout
+        # The token must outlive every retry (each may wait for its reply).
+        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
         delay = BACKOFF_FIRST / 2
         first = True
         while True:
             try:
-                new_id = self._publish(keys=keys, args=[self.history, raw])
+                new_id = self._publish(keys=keys, args=[self.history, raw, lifetime])
                 return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
             except _UNAVAILABLE as exc:
                 STATS.broker_errors += 1
