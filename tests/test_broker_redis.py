@@ -353,3 +353,22 @@ def test_a_foreign_entry_in_a_channel_stream_is_skipped_and_logged(
         new = broker.publish("c", "ours")
         assert [m.id for m in stream.events(1, timeout=10)] == [new]
     assert "was not written by gsse" in caplog.text
+
+
+def test_a_retried_publish_adds_its_event_once(
+    redis_server: RedisServer,  # noqa: F811
+    brokers: list[RedisBroker],
+) -> None:
+    """Running a publish again with its token (a retry) returns the same id."""
+    broker = make_broker(brokers, redis_server.url)
+    keys = [*broker._keys("once"), b"gsse:published:test-token"]
+    args = [broker.history, b"data: x\n\n", 10]
+    first = broker._publish(keys=keys, args=args)
+    again = broker._publish(keys=keys, args=args)
+    assert first == again
+    other = redis.Redis.from_url(redis_server.url)
+    try:
+        assert other.xlen("gsse:stream:once") == 1
+        assert 0 < other.ttl(b"gsse:published:test-token") <= 10
+    finally:
+        other.close()
