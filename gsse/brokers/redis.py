@@ -112,6 +112,16 @@ class RedisBroker(Broker):
         prefix: str = "gsse",
     ) -> None:
         super().__init__(history=history)
+        if isinstance(publish_timeout, bool) or not isinstance(
+            publish_timeout, (int, float)
+        ):
+            raise TypeError(
+                f"publish_timeout must be a number of seconds, got {publish_timeout!r}"
+            )
+        if publish_timeout < 0:
+            raise ValueError(
+                f"publish_timeout must be 0 or more seconds, got {publish_timeout!r}"
+            )
         self.url = url
         self.where = _where(url)
         self.publish_timeout = publish_timeout
@@ -140,6 +150,8 @@ class RedisBroker(Broker):
         self._reader: gevent.Greenlet | None = None
         self._wake = GeventEvent()
         self._closed = False
+        #: A new stream is waiting for Redis (log that once, not per stream).
+        self._waiting = False
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where} channels={len(self._subscribers)}>"
@@ -236,10 +248,19 @@ class RedisBroker(Broker):
         delay = BACKOFF_FIRST
         while not subscription.transport.closed:
             try:
-                return self._read_states(subscription.channels, requested)
+                states = self._read_states(subscription.channels, requested)
+                self._waiting = False
+                return states
             except _UNAVAILABLE as exc:
                 STATS.broker_errors += 1
-                logger.debug("a new stream waits for Redis at %s (%s)", self.where, exc)
+                logger.log(
+                    logging.DEBUG if self._waiting else logging.WARNING,
+                    "new streams wait for Redis at %s, which is unreachable (%s);"
+                    " they start once it answers",
+                    self.where,
+                    exc,
+                )
+                self._waiting = True
                 gevent.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
         return None
