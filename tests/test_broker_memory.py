@@ -368,3 +368,14 @@ def test_a_thread_pool_callback_can_hand_its_stream_to_a_channel(
         new = broker.publish("pool", "from the loop")
         message = stream.events(1, timeout=10)[0]
     assert (message.data, message.id) == ("from the loop", new)
+
+
+def test_closed_streams_leave_nothing_behind(port: int, broker: gsse.Broker) -> None:
+    """Streams that come and go leave no subscriber and no empty channel."""
+    assert isinstance(broker, MemoryBroker)
+    for i in range(30):
+        with RawStream(port, sub_path(f"tmp{i % 3}", "other")) as stream:
+            assert stream.status == 200
+            assert wait_until(lambda: _subscribers(broker, "other") == 1, timeout=5)
+        assert wait_until(lambda: _subscribers(broker, "other") == 0, timeout=5)
+    assert broker._channels == {}
