@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from ..exceptions import ClientDisconnected
 from ..transport import Transport
+from ..wire import chunk
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -108,7 +109,7 @@ class Subscription:
             if self.multi:
                 transport.write(frame.with_id(self.wire_id))
             else:
-                transport.write(frame.single, frame.framed)
+                transport.write(frame.single)
         except ClientDisconnected:
             return
         if transport.full_since:
@@ -188,7 +189,8 @@ def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
     The common case (a live one-channel stream) is inlined: this loop runs
     once per event and subscriber, so it is the broker's hot path.
     """
-    key, single, framed = frame.key, frame.single, frame.framed
+    key, single = frame.key, frame.single
+    framed = chunk(single)
     for subscription in tuple(subscribers):
         if subscription.multi or subscription.pending is not None:
             subscription.deliver(frame)

@@ -13,7 +13,9 @@ Deliberate choices:
   event's own id.
 - Each published event is encoded once: its ``event:`` line and its
   ``data:`` lines are built when it is published and shared by every
-  subscriber; a one-channel stream even shares the HTTP chunk framing.
+  subscriber; live one-channel streams even share the HTTP chunk framing,
+  which is built per fan-out and not kept in history (history holds the
+  event's bytes with and without its ``id:`` line).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import re
 import unicodedata
 from typing import Any
 
-from ..wire import chunk
 from ..wire import encode_event
 
 #: An event id as a comparable pair: (milliseconds, sequence).
@@ -107,7 +108,7 @@ class Frame:
     :param raw: the event's ``event:`` and ``data:`` lines, as stored.
     """
 
-    __slots__ = ("channel", "id", "key", "split", "raw", "_single", "_framed")
+    __slots__ = ("channel", "id", "key", "split", "raw", "_single")
 
     def __init__(self, channel: str, key: Key, raw: bytes) -> None:
         self.channel = channel
@@ -117,7 +118,6 @@ class Frame:
         # The ``id:`` line goes after the ``event:`` line (gsse's field order).
         self.split = raw.index(b"\n") + 1 if raw.startswith(b"event: ") else 0
         self._single: bytes | None = None
-        self._framed: bytes | None = None
 
     def with_id(self, wire_id: str) -> bytes:
         """The event's bytes carrying ``wire_id`` (a multi-channel position)."""
@@ -131,14 +131,6 @@ class Frame:
         if single is None:
             single = self._single = self.with_id(self.id)
         return single
-
-    @property
-    def framed(self) -> bytes:
-        """:attr:`single` as an HTTP/1.1 chunk, built once."""
-        framed = self._framed
-        if framed is None:
-            framed = self._framed = chunk(self.single)
-        return framed
 
 
 def reset_event(channel: str, last_event_id: str | None, wire_id: str) -> bytes:
