@@ -14,6 +14,8 @@
  *   stats                    counters since the last reset
  *   churn PATH SECS CONC MAX open streams on PATH, CONC at a time, closing
  *                            each at its first event: time to first event
+ *   probe PATH RATE SECS CONC GET PATH (keep-alive) at RATE requests/s on
+ *                            CONC connections: latency at a steady load
  *   close                    close every held stream
  *   quit
  *
@@ -59,6 +61,10 @@ typedef struct {
     int digits;     /* digits read of the current timestamp */
     int64_t value;  /* the timestamp being read */
     int64_t opened; /* when connect() was called, us */
+    int probe;      /* a keep-alive /ping connection (probe command) */
+    int64_t due;    /* probe: when the request in flight was due, 0: idle */
+    char *resp;     /* probe: the response so far */
+    int resp_len;
 } conn_t;
 
 typedef struct {
@@ -126,12 +132,13 @@ static void set_request(const char *path) {
 
 static void drop(conn_t *c, int was_error) {
     if (c->state != STREAMING) connecting--;
-    else if (!c->churn) held--;
+    else if (!c->churn && !c->probe) held--;
     if (c->churn) churn_live--;
     if (was_error) errors++;
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     conns[c->fd] = NULL;
+    free(c->resp);
     free(c);
 }
 
@@ -160,7 +167,7 @@ static int open_one(int churn) {
     }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.fd = fd};
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-    return 0;
+    return fd;
 }
 
 static void established(conn_t *c) {
@@ -199,8 +206,39 @@ static int scan_body(conn_t *c, const char *p, ssize_t n, int64_t now) {
     return 0;
 }
 
+static hist_t probe_lat;
+static uint64_t probe_done;
+
+/* A probe connection read a response: whole once its body is all there. */
+static void probe_read(conn_t *c) {
+    for (;;) {
+        int room = 4095 - c->resp_len;
+        if (room <= 0) { drop(c, 1); return; }
+        ssize_t n = recv(c->fd, c->resp + c->resp_len, (size_t)room, 0);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            drop(c, 1);
+            return;
+        }
+        if (n == 0) { drop(c, 1); return; }
+        c->resp_len += (int)n;
+        c->resp[c->resp_len] = 0;
+        char *end = strstr(c->resp, "\r\n\r\n");
+        if (!end) continue;
+        char *cl = strcasestr(c->resp, "content-length:");
+        long body = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
+        if (c->resp + c->resp_len < end + 4 + body) continue;
+        hist_add(&probe_lat, now_us() - c->due);
+        probe_done++;
+        c->due = 0;
+        c->resp_len = 0;
+        return;
+    }
+}
+
 static void on_readable(conn_t *c) {
     char buf[65536];
+    if (c->probe) { probe_read(c); return; }
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n < 0) {
@@ -253,6 +291,13 @@ static void on_event(struct epoll_event *ev) {
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err || (ev->events & (EPOLLERR | EPOLLHUP))) { drop(c, 1); return; }
         if (!(ev->events & EPOLLOUT)) return;
+        if (c->probe) {
+            c->state = STREAMING;
+            connecting--;
+            struct epoll_event in = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = c->fd};
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &in);
+            return;
+        }
         if (send(c->fd, request, request_len, MSG_NOSIGNAL) != (ssize_t)request_len) {
             drop(c, 1);
             return;
@@ -346,6 +391,59 @@ static void cmd_churn(const char *path, double secs, int conc, long max_count) {
     print_stats(extra);
 }
 
+/* GET PATH at RATE requests/s for SECS on CONC keep-alive connections,
+ * timing each from when it was due (a request waiting for a free
+ * connection counts its wait): latency at a steady load, not at saturation. */
+static void cmd_probe(const char *path, double rate, double secs, int conc) {
+    char req[MAXPATH + 64];
+    int req_len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    do_reset();
+    memset(&probe_lat, 0, sizeof probe_lat);
+    probe_done = 0;
+    int fds[64], n_fd = 0;
+    if (conc > 64) conc = 64;
+    for (int i = 0; i < conc; i++) {
+        int fd = open_one(0);
+        if (fd < 0) continue;
+        conns[fd]->probe = 1;
+        conns[fd]->resp = malloc(4096);
+        fds[n_fd++] = fd;
+    }
+    int64_t wait_until = mono_us() + 2000000;
+    while (connecting > 0 && mono_us() < wait_until) pump(5);
+    int64_t start = now_us(), end = start + (int64_t)(secs * 1e6);
+    long sent = 0, total = (long)(rate * secs), failed = 0;
+    while (now_us() < end + 1000000 && (sent < total || probe_done + failed < (uint64_t)sent)) {
+        int64_t now = now_us();
+        while (sent < total && start + (int64_t)(sent * 1e6 / rate) <= now) {
+            int64_t due = start + (int64_t)(sent * 1e6 / rate);
+            int found = 0;
+            for (int i = 0; i < n_fd; i++) {
+                conn_t *c = conns[fds[i]];
+                if (c && c->probe && c->state == STREAMING && !c->due) {
+                    c->due = due;
+                    if (send(c->fd, req, (size_t)req_len, MSG_NOSIGNAL) != req_len) {
+                        drop(c, 1);
+                        failed++;
+                    }
+                    found = 1;
+                    break;
+                }
+            }
+            if (!found) break; /* all busy: it stays due, and its wait counts */
+            sent++;
+        }
+        pump(1);
+    }
+    for (int i = 0; i < n_fd; i++)
+        if (conns[fds[i]] && conns[fds[i]]->probe) drop(conns[fds[i]], 0);
+    printf("{\"sent\": %ld, \"done\": %llu, \"failed\": %ld, \"p50_ms\": %.3f,"
+           " \"p99_ms\": %.3f, \"max_ms\": %.3f}\n", sent,
+           (unsigned long long)probe_done, failed, hist_pct(&probe_lat, 0.5),
+           hist_pct(&probe_lat, 0.99), probe_lat.max / 1000.0);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: ssegen PORT  (commands on stdin, see ssegen.c)\n");
@@ -391,6 +489,8 @@ int main(int argc, char **argv) {
             long m = 0;
             if (sscanf(line, "open %d %255s %lf", &a, path, &t) == 3) {
                 cmd_open(a, path, t);
+            } else if (sscanf(line, "probe %255s %ld %lf %d", path, &m, &t, &a) == 4) {
+                cmd_probe(path, (double)m, t, a);
             } else if (sscanf(line, "churn %255s %lf %d %ld", path, &t, &a, &m) == 4) {
                 cmd_churn(path, t, a, m);
             } else if (!strcmp(line, "reset")) {
