@@ -21,8 +21,7 @@ The driver, in this process, keeps up for ``--minutes``:
 The server's numbers are sampled idle before the load, during it, and idle
 after it; "flat" means the idle numbers after equal those before.
 
-The channel comes from ``gsse.Broker`` (``memory://``) when it exists; until
-it lands, from a small replay log in this file with the same contract.
+The channel is a ``gsse.Broker`` (``memory://``, history 1000).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import collections  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -50,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from gsse import App  # noqa: E402
+from gsse import Broker  # noqa: E402
 from gsse import Event  # noqa: E402
 from gsse import Server  # noqa: E402
 from gsse import SSEWriter  # noqa: E402
@@ -61,64 +60,6 @@ PAD = "x" * 200
 
 
 # -- the server (child process) ----------------------------------------------
-
-
-class ReplayLog:
-    """Stand-in for ``gsse.Broker`` until it lands: history + live fan-out."""
-
-    def __init__(self, history: int = 1000) -> None:
-        self.history: collections.deque[tuple[int, bytes]] = collections.deque(
-            maxlen=history
-        )
-        self.next_id = 1
-        self.writers: set[SSEWriter] = set()
-
-    def publish(self, channel: str, data: Any) -> str:
-        from gsse.wire import encode_event
-
-        event_id = self.next_id
-        self.next_id += 1
-        payload = encode_event(data, id=str(event_id))
-        self.history.append((event_id, payload))
-        for writer in list(self.writers):
-            transport = writer._transport
-            try:
-                transport.write(payload)
-            except ConnectionError:
-                self.writers.discard(writer)
-                continue
-            transport.abort_if_overflowed()
-        return str(event_id)
-
-    def subscriber(self, *channels: str) -> Any:
-        def stream(writer: SSEWriter) -> None:
-            last = writer.last_event_id
-            if last is not None:
-                after = int(last)
-                oldest = self.history[0][0] if self.history else self.next_id
-                if after + 1 < oldest:
-                    writer.send_event(
-                        json.dumps({"channel": "news", "last_event_id": last}),
-                        event="reset",
-                        id=str(self.next_id - 1),
-                    )
-                else:
-                    for event_id, payload in list(self.history):
-                        if event_id > after:
-                            writer.write_raw(payload)
-            self.writers.add(writer)
-            writer._transport.on_close(lambda _: self.writers.discard(writer))
-
-        return stream
-
-
-def make_broker() -> tuple[Any, str]:
-    import gsse
-
-    broker_class = getattr(gsse, "Broker", None)
-    if broker_class is not None:
-        return broker_class.from_url("memory://", history=1000), "gsse.Broker memory://"
-    return ReplayLog(1000), "soak.py replay log (gsse.Broker not yet available)"
 
 
 def live_greenlets() -> int:
@@ -142,7 +83,8 @@ def serve(port_file: str, send_timeout: float) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    broker, source = make_broker()
+    broker = Broker.from_url("memory://", history=1000)
+    source = "gsse.Broker memory://"
     app = App()
 
     @app.route("/news")
