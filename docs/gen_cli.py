@@ -15,7 +15,7 @@ from pathlib import Path
 PAGE = Path(__file__).resolve().parent / "cli-reference.md"
 
 #: The commands whose help the page shows, in order.
-COMMANDS = (["--help"], ["run", "--help"])
+COMMANDS = (["--help"], ["run", "--help"], ["tail", "--help"])
 
 HEADER = """\
 # CLI reference

@@ -36,6 +36,7 @@ from ._version import __version__
 from .config import HANDLER_MODES
 from .config import Config
 from .server import EXIT_INTERRUPTED
+from .tail import add_parser as add_tail_parser
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--factory",
         "MODULE:APP names a function that takes no arguments and returns the app",
     )
+    add_tail_parser(commands)
     return parser
 
 
@@ -461,6 +463,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``gsse`` command."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if args.command == "tail":
+        from .tail import tail
+
+        if unknown:
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        sys.exit(tail(args))
     if unknown:
         # Report it as the subcommand's error, with its usage line.
         args.parser.error(

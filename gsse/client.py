@@ -251,7 +251,6 @@ class EventSource:
                     if not isinstance(exc, NETWORK_ERRORS):
                         raise
                     error = exc
-                    logger.info("stream %s failed: %s", self.url, exc)
                 if self.closed:
                     return
                 if not self.reconnect:
@@ -269,7 +268,12 @@ class EventSource:
                         url=self.url,
                     ) from error
                 delay = self.reconnect_delay(failures)
-                logger.debug("reconnecting to %s in %.3f s", self.url, delay)
+                logger.info(
+                    "%s: %s; reconnecting in %.1f s",
+                    self.url,
+                    error or "the server ended the stream",
+                    delay,
+                )
                 if self._closed.wait(delay):
                     return
         finally:

@@ -1,0 +1,153 @@
+"""``gsse tail URL``: print a live event stream in the terminal.
+
+For debugging any SSE endpoint, gsse or not. Output is one block per event:
+a header line (the event type, then ``id=`` and ``retry=`` when set) and the
+data lines indented by two spaces, so multi-line data stays readable; with
+``--json`` it is one JSON object per line for ``jq`` and scripts.
+
+Ctrl-C (and a closed pipe, as in ``gsse tail URL | head``) exit 0 without a
+traceback; a stream that cannot go on prints one ``Error:`` line and exits 1.
+Like a browser it keeps reconnecting after dropped connections, saying so on
+stderr each time.
+The command runs without gevent: it is a plain blocking client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import TextIO
+
+from .wire import Message
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+DESCRIPTION = """\
+Print the events of a text/event-stream URL as they arrive, reconnecting as a
+browser would (after the server's retry: time, sending Last-Event-ID).
+Works with any SSE server, not only gsse.
+"""
+
+EPILOG = """\
+output:
+  Each event is a header line (the event type, id=... and retry=... when set)
+  followed by its data, each line indented by two spaces. With --json, each
+  event is one JSON object per line: {"event", "data", "id", "retry"}.
+
+exit codes:
+  0 the server ended the stream (HTTP 204) or Ctrl-C, 1 the URL is not an
+  event stream (a status other than 200, another Content-Type) or the
+  connection failed, 2 bad usage.
+
+examples:
+  gsse tail http://127.0.0.1:8000/events
+  gsse tail https://example.com/stream --header 'Authorization: Bearer TOKEN'
+  gsse tail http://127.0.0.1:8000/events --last-event-id 41 --json | jq .data
+"""
+
+
+def header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` (or ``Name:value``) as a pair; for ``--header``."""
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:VALUE, e.g. 'Authorization: Bearer TOKEN'; got {text!r}"
+        )
+    return name.strip(), value.strip()
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``gsse tail`` on the ``gsse`` command's subparsers."""
+    tail = commands.add_parser(
+        "tail",
+        help="print the events of an SSE URL as they arrive (any server)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    tail.add_argument("url", metavar="URL", help="the stream's http:// or https:// URL")
+    tail.add_argument(
+        "--last-event-id",
+        metavar="ID",
+        default=None,
+        help="resume after this event ID (sent as the Last-Event-ID header)",
+    )
+    tail.add_argument(
+        "--header",
+        metavar="NAME:VALUE",
+        type=header,
+        action="append",
+        default=[],
+        help="send this request header; repeat for more",
+    )
+    tail.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per event and line",
+    )
+    tail.set_defaults(parser=tail, env_errors=[])
+
+
+def format_message(message: Message) -> str:
+    """The readable block for one event (no trailing newline)."""
+    head = message.event
+    if message.id:
+        head += f" id={message.id}"
+    if message.retry is not None:
+        head += f" retry={message.retry}"
+    body = "\n".join(f"  {line}" for line in message.data.split("\n"))
+    return f"{head}\n{body}"
+
+
+def format_json(message: Message) -> str:
+    """One event as a one-line JSON object."""
+    return json.dumps(
+        {
+            "event": message.event,
+            "data": message.data,
+            "id": message.id,
+            "retry": message.retry,
+        },
+        ensure_ascii=False,
+    )
+
+
+def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``gsse tail`` with parsed ``args``; return the exit code."""
+    from .cli import error
+    from .client import EventSource
+    from .client import EventSourceError
+
+    out = out if out is not None else sys.stdout
+    # Reconnections are news to someone debugging a stream: show them.
+    notices = logging.StreamHandler(sys.stderr)
+    notices.setFormatter(logging.Formatter("gsse tail: %(message)s"))
+    client_log = logging.getLogger("gsse.client")
+    client_log.addHandler(notices)
+    client_log.setLevel(logging.INFO)
+    render = format_json if args.json else format_message
+    try:
+        with EventSource(
+            args.url,
+            last_event_id=args.last_event_id,
+            headers=dict(args.header),
+        ) as source:
+            for message in source:
+                print(render(message), file=out, flush=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        # The reader went away (``| head``): point stdout at /dev/null so
+        # the interpreter's last flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except (EventSourceError, ValueError, TypeError) as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    return EXIT_OK
