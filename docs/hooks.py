@@ -55,6 +55,9 @@ OPTIONAL_REFERENCE = [
     ("Channels", "gsse.Broker"),
     ("The client", "gsse.client.EventSource"),
     ("The client", "gsse.client.Message"),
+    ("The client", "gsse.client.EventSourceError"),
+    ("Testing your app", "gsse.testing.serve"),
+    ("Testing your app", "gsse.testing.read_events"),
 ]
 
 
