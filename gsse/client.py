@@ -362,10 +362,7 @@ def _shut_down(response: requests.Response) -> None:
     Closing a socket does not wake a ``recv`` blocked in another OS thread;
     ``shutdown`` does, so the socket is shut down first when it can be found.
     """
-    sock: Any = None
-    connection = getattr(response.raw, "connection", None)
-    if connection is not None:
-        sock = getattr(connection, "sock", None)
+    sock = _socket_of(response)
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -375,3 +372,19 @@ def _shut_down(response: requests.Response) -> None:
         response.close()
     except Exception:  # a half-read body may complain; it is closed all the same
         logger.debug("closing the response raised", exc_info=True)
+
+
+def _socket_of(response: requests.Response) -> Any:
+    """The socket under ``response``, or ``None``.
+
+    urllib3 keeps it on the connection, unless the server said
+    ``Connection: close``: http.client then lets go of it there, and only the
+    body's file (``HTTPResponse.fp`` -> ``SocketIO._sock``) still has it.
+    """
+    raw = response.raw
+    connection = getattr(raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        body = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(body, "raw", None), "_sock", None)
+    return sock

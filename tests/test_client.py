@@ -351,33 +351,41 @@ def test_content_type_parameters_and_case_are_accepted(origin: Origin) -> None:
     assert read_all(f"{origin.url}/s") == [Message("x")]
 
 
-def test_an_event_arrives_promptly(
-    origin: Origin, serve: Callable[..., Server]
-) -> None:
+def test_an_event_arrives_promptly(held_streams: list[str]) -> None:
     """One small event is delivered at once, not after a buffer fills."""
-
-    def one_then_wait(writer: SSEWriter) -> None:
-        writer.send_event("first")
-        gevent.sleep(10)
-
-    origin.routes["/s"] = lambda sock, _: respond(sock, [b"data: first\n\n"], hold=10)
-    server = serve(stream_app(one_then_wait), ping=0)
-    for url in (f"{origin.url}/s", f"{server.url}/events"):
+    for url in held_streams:
         started = time.monotonic()
         with EventSource(url) as source:
             assert next(source).data == "first"
         assert time.monotonic() - started < 1.0, url
 
 
-def test_close_from_another_greenlet_unblocks(serve: Callable[..., Server]) -> None:
-    """close() wakes a read blocked in another greenlet; its loop just ends."""
+def one_then_wait(writer: SSEWriter) -> None:
+    writer.send_event("first")
+    gevent.sleep(10)
 
-    def one_then_wait(writer: SSEWriter) -> None:
-        writer.send_event("first")
-        gevent.sleep(10)
 
+@pytest.fixture
+def held_streams(origin: Origin, serve: Callable[..., Server]) -> list[str]:
+    """Two streams that send one event, then hold the connection open.
+
+    One from gsse (keep-alive, chunked), one close-delimited from a raw
+    server (there http.client lets go of the socket, so close() must find
+    it through the body's file).
+    """
+    origin.routes["/s"] = lambda sock, _: respond(sock, [b"data: first\n\n"], hold=10)
     server = serve(stream_app(one_then_wait), ping=0)
-    source = EventSource(f"{server.url}/events")
+    return [f"{server.url}/events", f"{origin.url}/s"]
+
+
+def test_close_from_another_greenlet_unblocks(held_streams: list[str]) -> None:
+    """close() wakes a read blocked in another greenlet; its loop just ends."""
+    for url in held_streams:
+        close_from_a_greenlet(url)
+
+
+def close_from_a_greenlet(url: str) -> None:
+    source = EventSource(url)
     got: list[Message] = []
     reader = gevent.spawn(lambda: got.extend(source))
     assert wait_until(lambda: got, timeout=5)
@@ -390,19 +398,16 @@ def test_close_from_another_greenlet_unblocks(serve: Callable[..., Server]) -> N
     assert got == [Message("first")]
 
 
-def test_close_from_another_os_thread_unblocks(serve: Callable[..., Server]) -> None:
+@pytest.mark.parametrize("which", [0, 1], ids=["gsse", "close-delimited"])
+def test_close_from_another_os_thread_unblocks(
+    held_streams: list[str], which: int
+) -> None:
     """The same with real threads, in a Python that gevent never patched."""
-
-    def one_then_wait(writer: SSEWriter) -> None:
-        writer.send_event("first")
-        gevent.sleep(10)
-
-    server = serve(stream_app(one_then_wait), ping=0)
     script = textwrap.dedent(
         f"""
         import threading, time
         from gsse.client import EventSource
-        source = EventSource("{server.url}/events")
+        source = EventSource("{held_streams[which]}")
         got = []
         reader = threading.Thread(target=lambda: got.extend(source))
         reader.start()
