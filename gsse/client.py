@@ -133,8 +133,8 @@ class EventSource:
     :param timeout: ``requests``' timeout: seconds, or ``(connect, read)``.
         A read timeout counts as a dropped connection.
     :param reconnect: reconnect when the connection ends or fails; with
-        ``False`` the iterator ends with the first connection (a connection
-        that cannot be made raises).
+        ``False`` the iterator ends with the first connection (one that
+        cannot be made, or breaks off mid-response, raises).
     :param max_retries: failed attempts in a row allowed before giving up
         with :class:`EventSourceError`; ``None`` for no limit.
 
@@ -152,7 +152,9 @@ class EventSource:
         reconnect: bool = True,
         max_retries: int | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not url.lower().startswith(
+            ("http://", "https://")
+        ):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
         if last_event_id is not None and not isinstance(last_event_id, str):
             raise TypeError(
