@@ -9,6 +9,7 @@ that must wait for a full buffer to drain waits in its own thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,11 +17,14 @@ from typing import TypeVar
 
 import gevent
 from gevent.monkey import get_original
+from gevent.threadpool import ThreadPool
 
 from .exceptions import ClientDisconnected
 from .transport import Transport
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _allocate_lock = get_original("_thread", "allocate_lock")
 _real_sleep = get_original("time", "sleep")
@@ -69,11 +73,110 @@ def write_from_thread(transport: Transport, payload: bytes, hub: Any) -> None:
         raise ClientDisconnected(f"stream closed: {transport.close_reason}")
 
 
-#: The environ key of the thread pool that runs ``blocking=True`` callbacks.
+#: The environ key of the :class:`BlockingPool` of the host.
 THREADPOOL_KEY = "gsse.threadpool"
+
+#: Threads per process when nobody says (``--threads``): gevent's own
+#: default. Pool threads mostly wait on I/O or the GIL; raise it for many
+#: concurrent blocking streams, lower it to cap CPU-bound work.
+DEFAULT_THREADS = 10
+
+
+class BlockingPool:
+    """A bounded pool of real OS threads for code that blocks the loop.
+
+    Work is queued when every thread is busy: the caller's greenlet never
+    waits (:meth:`submit`) or waits alone (:meth:`apply`), the loop never
+    does. A full pool is logged once per burst, with how many wait.
+
+    :param size: the most threads at once.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, size: int = DEFAULT_THREADS) -> None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"threads must be an int of at least 1, got {size!r}")
+        self.size = size
+        self._pool: ThreadPool | None = None
+        #: Tasks handed to a thread or waiting for one.
+        self.pending = 0
+        self._warned = False
+
+    @property
+    def pool(self) -> ThreadPool:
+        # Created on first use, in the loop's thread, so the pool belongs to
+        # the hub that serves (gevent requires it) and idle servers hold none.
+        if self._pool is None:
+            self._pool = ThreadPool(self.size)
+        return self._pool
+
+    @property
+    def waiting(self) -> int:
+        """Tasks queued because every thread is busy."""
+        return max(0, self.pending - self.size)
+
+    def _queued(self) -> None:
+        self.pending += 1
+        if self.pending > self.size and not self._warned:
+            self._warned = True
+            logger.warning(
+                "thread pool full: %d threads busy, %d task(s) waiting for one;"
+                " they run as threads free up (raise --threads if this persists)",
+                self.size,
+                self.waiting,
+            )
+
+    def _done(self, *_: Any) -> None:
+        self.pending -= 1
+        if self._warned and self.pending <= self.size:
+            self._warned = False
+            logger.info("thread pool has free threads again")
+
+    def apply(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` in a thread; the calling greenlet waits for it."""
+        self._queued()
+        try:
+            return self.pool.apply(func, args)  # type: ignore[no-any-return]
+        finally:
+            self._done()
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` in a thread; return at once, even when full."""
+        self._queued()
+        gevent.spawn_raw(self._run, func, args)
+
+    def _run(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self.pool.spawn(func, *args).rawlink(self._done)
+        except BaseException:
+            self._done()
+            raise
+
+    def join(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for every task; return how many still run.
+
+        A thread cannot be stopped from outside: one still running is left
+        to finish on its own (pool threads never keep the process alive).
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        while self.pending and time.monotonic() < deadline:
+            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.pending
+
+
+_default_pool: BlockingPool | None = None
+
+
+def default_pool() -> BlockingPool:
+    """The pool of hosts that bring none (gunicorn, a plain pywsgi server)."""
+    global _default_pool
+    if _default_pool is None:
+        _default_pool = BlockingPool()
+    return _default_pool
 
 
 def run_blocking(environ: Any, func: Callable[..., Any], *args: Any) -> None:
     """Run ``func(*args)`` in a real OS thread of the host's thread pool."""
-    pool = (environ or {}).get(THREADPOOL_KEY) or gevent.get_hub().threadpool
-    pool.spawn(func, *args)
+    pool = (environ or {}).get(THREADPOOL_KEY) or default_pool()
+    pool.submit(func, *args)

@@ -248,16 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
         _int_at_least(1),
         None,
         "size of each process's thread pool, which runs blocking=True stream"
-        " callbacks (default: gevent's pool size)",
+        " callbacks (and handlers, with --handlers threads); more work waits"
+        " for a free thread (default: 10)",
         metavar="N",
     )
     options.value(
         "--handlers",
         _choice(HANDLER_MODES),
         None,
-        "run stream callbacks as greenlets (cheap; code must cooperate with"
-        " gevent) or in threads of the pool (for code that blocks without"
-        " yielding, as if blocking=True) (default: greenlets)",
+        "run ordinary request handlers as greenlets (cheap; code must"
+        " cooperate with gevent) or in threads of the pool (for handlers that"
+        " block without yielding: C drivers, CPU work); streams stay on the"
+        " event loop either way (default: greenlets)",
         metavar="{greenlets,threads}",
     )
     options.value(

@@ -22,7 +22,7 @@ from .exceptions import AppImportError
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-#: How ``--handlers`` may run stream callbacks.
+#: How ``--handlers`` may run ordinary (non-stream) request handlers.
 HANDLER_MODES = ("greenlets", "threads")
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -26,6 +27,10 @@ import gevent
 from gevent.event import Event as GeventEvent
 from gevent.pywsgi import WSGIServer
 
+from .bridge import DEFAULT_THREADS
+from .bridge import THREADPOOL_KEY
+from .bridge import BlockingPool
+from .config import HANDLER_MODES
 from .limits import DEFAULT_HEADER_TIMEOUT
 from .limits import DEFAULT_MAX_HEADER_COUNT
 from .limits import DEFAULT_MAX_HEADER_SIZE
@@ -37,6 +42,7 @@ from .settings import StreamSettings
 from .settings import check_seconds
 from .stream import REGISTRY_KEY
 from .stream import SSEBody
+from .threaded import ThreadedHandlers
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -136,6 +142,13 @@ class Server:
         See :mod:`gsse.watchdog`.
     :param metrics_path: serve Prometheus metrics on this path (needs
         ``gsse[metrics]``); ``None``: off. See :mod:`gsse.metrics`.
+    :param threads: the size of the thread pool that runs ``blocking=True``
+        callbacks (and handlers, with ``handlers="threads"``); ``None``:
+        :data:`gsse.bridge.DEFAULT_THREADS`.
+    :param handlers: ``"greenlets"`` runs request handlers in the loop, as
+        greenlets; ``"threads"`` runs them in the thread pool, for handlers
+        that block without yielding (see :mod:`gsse.threaded`). Streams stay
+        on the loop either way.
 
     .. versionadded:: 0.1
     """
@@ -159,8 +172,18 @@ class Server:
         retry_after: int = 5,
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
+        threads: int | None = None,
+        handlers: str = "greenlets",
         **server_options: Any,
     ) -> None:
+        if handlers not in HANDLER_MODES:
+            raise ValueError(
+                f"handlers must be one of {', '.join(HANDLER_MODES)}, got {handlers!r}"
+            )
+        self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
+        self.handlers = handlers
+        if handlers == "threads":
+            app = ThreadedHandlers(app, self.pool)
         if metrics_path is not None:
             from .metrics import metrics_app
             from .metrics import mount
@@ -182,6 +205,7 @@ class Server:
             REGISTRY_KEY: self.registry,
             "gsse.settings": StreamSettings(ping=ping, send_timeout=send_timeout),
             "gsse.server": self,
+            THREADPOOL_KEY: self.pool,
         }
         self.wsgi = WSGIServer(
             listener if listener is not None else (host, port),
@@ -251,7 +275,18 @@ class Server:
         )
         try:
             self.wsgi.close()  # stop accepting; connections in flight go on
+            deadline = time.monotonic() + (timeout or 0.0)
             closed = self.registry.shutdown(timeout or 0.0)
+            # Pool threads whose streams were closed end at their next write;
+            # any still busy get what is left of the grace period (at least a
+            # second), then are left behind: a thread cannot be stopped.
+            busy = self.pool.join(max(1.0, deadline - time.monotonic()))
+            if busy:
+                logger.warning(
+                    "%d pool thread(s) still running after the graceful timeout;"
+                    " exiting without them",
+                    busy,
+                )
             # Plain requests still in progress get what is left of a second.
             self.wsgi.stop(timeout=1.0)
             if self.watchdog is not None:
@@ -329,6 +364,8 @@ def run(
     send_timeout: float | None = None,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
     log_level: str | int = "info",
+    threads: int | None = None,
+    handlers: str = "greenlets",
 ) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C: the script form of ``gsse run``.
 
@@ -350,6 +387,8 @@ def run(
         ping=ping,
         send_timeout=send_timeout,
         graceful_timeout=graceful_timeout,
+        threads=threads,
+        handlers=handlers,
     )
     server.start()
     logger.info("gsse serving on %s (Ctrl-C to stop)", server.url)

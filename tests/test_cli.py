@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import signal
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from gsse import Server
 from gsse import __version__
 
 from .helpers import RawStream
@@ -512,11 +510,6 @@ def test_reload_without_watchfiles(procs: Processes, tmp_path: Path) -> None:
 
 
 # -- thread pool ---------------------------------------------------------------
-def needs_server_option(name: str) -> None:
-    if name not in inspect.signature(Server).parameters:
-        pytest.skip(f"Server({name}=...) is not there yet (thread-pool bridge)")
-
-
 def first_event(port: int, path: str) -> tuple[str, str]:
     with RawStream(port, path) as stream:
         (message,) = stream.events(1)
@@ -525,7 +518,6 @@ def first_event(port: int, path: str) -> tuple[str, str]:
 
 def test_threads_run_blocking_callbacks(procs: Processes) -> None:
     """``--threads N`` sizes the pool that runs ``blocking=True`` callbacks."""
-    needs_server_option("threads")
     proc = procs.gsse("run", APP, "--port", "0", "--threads", "2")
     port = proc.wait_ready()
     assert "2 threads" in proc.log
@@ -534,12 +526,13 @@ def test_threads_run_blocking_callbacks(procs: Processes) -> None:
 
 
 def test_handlers_threads(procs: Processes) -> None:
-    """``--handlers threads`` runs every stream callback in a pool thread."""
-    needs_server_option("handlers")
+    """``--handlers threads`` runs handlers in pool threads, streams on the loop."""
     proc = procs.gsse("run", APP, "--port", "0", "--handlers", "threads")
     port = proc.wait_ready()
     assert "handlers in threads" in proc.log
-    assert first_event(port, "/where") == ("thread", "True")
+    assert http_get(port, "/handler-thread") == (200, b"True")
+    assert first_event(port, "/where") == ("thread", "False")
+    assert first_event(port, "/blocking") == ("thread", "True")
 
 
 def test_gsse_command_is_installed() -> None:

@@ -95,6 +95,12 @@ def where_events(event: Event) -> None:
     event.set_stream_callback(in_thread)
 
 
+@app.route("/handler-thread")
+def handler_thread(event: Event) -> str:
+    """Whether this plain handler runs in a pool thread (--handlers threads)."""
+    return str(_thread_ident() != _MAIN_THREAD)
+
+
 def create_app() -> App:
     """A factory, for --factory."""
     return app
