@@ -10,6 +10,7 @@ that must wait for a full buffer to drain waits in its own thread.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,15 @@ THREADPOOL_KEY = "gsse.threadpool"
 #: concurrent blocking streams, lower it to cap CPU-bound work.
 DEFAULT_THREADS = 10
 
+#: The GIL switch interval once pool threads run, unless the program set
+#: its own. With CPU-bound pool threads the loop's thread waits up to one
+#: interval per GIL handoff, several per request: at Python's 5 ms a plain
+#: GET next to four busy threads queued for over a second at 100 requests/s;
+#: at 1 ms its p99 was about 50 ms, for ~8 % less CPU-bound throughput
+#: (bench/RESULTS.md, thread-pool bridge).
+SWITCH_INTERVAL = 0.001
+_PYTHON_SWITCH_INTERVAL = 0.005
+
 
 class BlockingPool:
     """A bounded pool of real OS threads for code that blocks the loop.
@@ -108,6 +118,8 @@ class BlockingPool:
         # Created on first use, in the loop's thread, so the pool belongs to
         # the hub that serves (gevent requires it) and idle servers hold none.
         if self._pool is None:
+            if sys.getswitchinterval() == _PYTHON_SWITCH_INTERVAL:
+                sys.setswitchinterval(SWITCH_INTERVAL)
             self._pool = ThreadPool(self.size)
         return self._pool
 
