@@ -14,11 +14,13 @@ from typing import Protocol
 
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request
+from werkzeug.wrappers import Response
 
 from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
 from .stream import StreamCallback
+from .stream import stream_refusal
 from .wire import encode_retry
 
 
@@ -122,8 +124,11 @@ class Event:
         """
         self.set_stream_callback(broker.subscriber(*channels))
 
-    def response(self) -> SSEResponse:
+    def response(self) -> Response:
         """The SSE response this event describes (used by :class:`~gsse.App`).
+
+        Under a host that cannot stream, or over a middleware's limit, it is
+        the refusal instead (see :func:`gsse.stream`).
 
         :raises RuntimeError: :meth:`start_sse` was called but no callback set.
         """
@@ -133,4 +138,9 @@ class Event:
                 " event.set_stream_callback(callback) or event.subscribe(...);"
                 " set one before returning"
             )
+        environ = self.request.environ
+        refusal = stream_refusal(environ)
+        if refusal is not None:
+            return refusal
+        self._body.environ = environ
         return SSEResponse(self._body, headers=self._headers)

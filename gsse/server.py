@@ -96,6 +96,9 @@ class SSEHandler(LimitsMixin):
             super().process_result()
 
     def _stream(self, body: SSEBody) -> None:
+        if body.environ is None:
+            # Flask swaps the response's class, so get_app_iter() never saw it.
+            body.environ = self.environ
         if self.refuse_stream():
             return
         # pywsgi writes status, headers and this first chunk in one go.

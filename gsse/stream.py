@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -34,6 +35,8 @@ from werkzeug.wrappers import Response
 
 from .bridge import run_blocking
 from .exceptions import ClientDisconnected
+from .hosts import host_can_stream
+from .hosts import unsupported_host_response
 from .metrics import STATS
 from .registry import StreamRegistry
 from .registry import default_registry
@@ -57,6 +60,34 @@ PREAMBLE = b": ok\n\n"
 
 #: The environ key of the registry that tracks this host's streams.
 REGISTRY_KEY = "gsse.registry"
+
+#: The environ key of a check that may refuse a stream before its headers
+#: (the middleware's limits): called with the environ, it returns the
+#: response to send instead, or ``None`` to let the stream start.
+ADMISSION_KEY = "gsse.admission"
+
+Admission = Callable[["WSGIEnvironment"], "Response | None"]
+
+#: The request being handled, set by :class:`~gsse.SSEMiddleware` around the
+#: app. :func:`stream` needs it when it is called, not when the response is
+#: sent: Flask turns any werkzeug response into its own class, so no method
+#: of ours runs between the view and the headers.
+REQUEST_ENVIRON: ContextVar[WSGIEnvironment | None] = ContextVar(
+    "gsse_request_environ", default=None
+)
+
+
+def stream_refusal(environ: WSGIEnvironment | None) -> Response | None:
+    """What to answer instead of a stream (before any header), or ``None``.
+
+    A host that cannot carry streams gets a ``500`` saying what to run; the
+    middleware's limits may refuse with ``503``/``429``.
+    """
+    if not host_can_stream(environ):
+        return unsupported_host_response(environ)
+    admission: Admission | None = environ.get(ADMISSION_KEY) if environ else None
+    return admission(environ) if admission is not None and environ else None
+
 
 SSE_HEADERS = (
     ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -206,7 +237,8 @@ class SSEResponse(Response):
             return ()
         body = self.response
         assert isinstance(body, SSEBody)
-        body.environ = environ
+        if body.environ is None:
+            body.environ = environ
         return body
 
 
@@ -219,8 +251,12 @@ def stream(
     ping: float | None = None,
     send_timeout: float | None = None,
     blocking: bool = False,
-) -> SSEResponse:
+) -> Response:
     """A response that streams ``callback(writer)``; return it from any view.
+
+    Under a host that cannot stream, or over a limit of
+    :class:`~gsse.SSEMiddleware`, it is the refusal instead (``500``,
+    ``503`` or ``429``, logged), and ``callback`` never runs.
 
     :param callback: called with an :class:`~gsse.SSEWriter` once the
         headers are on the wire.
@@ -238,10 +274,15 @@ def stream(
         raise TypeError(f"callback must be callable, got {callback!r}")
     if retry is not None:
         encode_retry(retry)  # validate now, at the call site
+    environ = REQUEST_ENVIRON.get()
+    refusal = stream_refusal(environ)
+    if refusal is not None:
+        return refusal
     body = SSEBody(
         callback,
         blocking=blocking,
         retry=retry,
         settings=StreamSettings(ping=ping, send_timeout=send_timeout),
     )
+    body.environ = environ
     return SSEResponse(body, status=status, headers=headers)

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import gevent
 from gevent.monkey import get_original
 from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Response
 
-from ..stream import SSEResponse
 from ..stream import StreamCallback
 from ..stream import stream as sse_stream
 from ..transport import Transport
@@ -149,7 +149,7 @@ class Broker:
         retry: int | None = None,
         ping: float | None = None,
         send_timeout: float | None = None,
-    ) -> SSEResponse:
+    ) -> Response:
         """A response that streams ``channels``; return it from any WSGI view.
 
         :param headers: extra response headers.
