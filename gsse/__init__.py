@@ -10,6 +10,7 @@ from .brokers import Broker as Broker
 from .event import Event as Event
 from .exceptions import BrokerUnavailable as BrokerUnavailable
 from .exceptions import ClientDisconnected as ClientDisconnected
+from .middleware import SSEMiddleware as SSEMiddleware
 from .server import Server as Server
 from .server import run as run
 from .stream import SSEResponse as SSEResponse
@@ -22,6 +23,7 @@ __all__ = [
     "BrokerUnavailable",
     "ClientDisconnected",
     "Event",
+    "SSEMiddleware",
     "SSEResponse",
     "SSEWriter",
     "Server",

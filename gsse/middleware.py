@@ -1,0 +1,256 @@
+"""SSEMiddleware: the gsse server's stream features for any WSGI app, any host.
+
+Wrap a Flask (or any WSGI) app once and its ``gsse.stream(...)`` responses
+behave the same under every gevent host:
+
+- under ``gsse run`` the server already tracks streams, so the middleware
+  only lays its stream settings (``ping``, ``send_timeout``) over the
+  server's and leaves limits, the thread pool and shutdown to the server;
+- under gunicorn's gevent worker or a plain ``gevent.pywsgi`` server it
+  brings its own: a registry (keep-alive pings, send timeouts, disconnect
+  detection), stream limits answered with ``503``/``429`` before any header,
+  a thread pool for ``blocking=True``, and a graceful shutdown on SIGTERM.
+
+The SIGTERM hook is chained, not taken: on the first request the middleware
+serves itself, it wraps whatever SIGTERM handler the host installed (the
+gunicorn worker's, say), calls it as before, and in the background tells
+its streams to finish (``writer.shutting_down``), waits up to
+``graceful_timeout``, and closes the rest with correct framing. When the
+previous handler was the default one (a plain script), the process then
+ends by SIGTERM, as it would have. ``handle_sigterm=False`` turns this off;
+:meth:`SSEMiddleware.shutdown` does the same on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import gevent
+from werkzeug.wrappers import Response
+
+from .bridge import DEFAULT_THREADS
+from .bridge import THREADPOOL_KEY
+from .bridge import BlockingPool
+from .limits import DEFAULT_RETRY_AFTER
+from .limits import Limiter
+from .limits import Limits
+from .metrics import STATS
+from .registry import StreamRegistry
+from .server import DEFAULT_GRACEFUL_TIMEOUT
+from .settings import StreamSettings
+from .settings import check_seconds
+from .stream import ADMISSION_KEY
+from .stream import REGISTRY_KEY
+from .stream import REQUEST_ENVIRON
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+#: Options of the gsse server that a middleware cannot enforce, and why.
+SERVER_ONLY_OPTIONS = {
+    "max_connections": "it counts connections, which only the server sees",
+    "max_header_size": "headers are parsed before any app runs",
+    "max_header_count": "headers are parsed before any app runs",
+    "max_body_size": "the server reads the body before the app runs",
+    "header_timeout": "the server reads headers before the app runs",
+    "max_blocking_time": "it watches the server's event loop",
+    "metrics_path": "mount gsse.metrics.metrics_app() in your app instead",
+    "handlers": "request handlers run wherever the host runs them",
+    "host": "the host (gunicorn, pywsgi) binds the socket",
+    "port": "the host (gunicorn, pywsgi) binds the socket",
+}
+
+
+class SSEMiddleware:
+    """Gives any WSGI app's streams the gsse server's features on any host.
+
+    :param app: the WSGI application to wrap (Flask, Django's WSGI handler,
+        a :class:`gsse.App`, ...).
+    :param ping: seconds of idleness before a keep-alive comment, for
+        streams that set none (``0``: off).
+    :param send_timeout: seconds a client may read nothing before its
+        stream is closed, for streams that set none.
+    :param graceful_timeout: seconds open streams get to finish at shutdown.
+    :param max_streams: open streams before new ones get ``503`` with
+        ``Retry-After``; ``None``: no limit.
+    :param max_streams_per_ip: open streams per client address before new
+        ones get ``429`` with ``Retry-After``; ``None``: no limit.
+    :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
+    :param threads: the size of the thread pool for ``blocking=True``.
+    :param handle_sigterm: shut streams down gracefully on SIGTERM (see the
+        module docs); ``False`` leaves signals alone.
+
+    Under ``gsse run`` only ``ping`` and ``send_timeout`` apply: the
+    server's own limits, pool and shutdown govern its streams.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        ping: float | None = None,
+        send_timeout: float | None = None,
+        graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+        max_streams: int | None = None,
+        max_streams_per_ip: int | None = None,
+        retry_after: int = DEFAULT_RETRY_AFTER,
+        threads: int | None = None,
+        handle_sigterm: bool = True,
+        **server_only: Any,
+    ) -> None:
+        for name in server_only:
+            why = SERVER_ONLY_OPTIONS.get(name)
+            if why is None:
+                raise TypeError(f"SSEMiddleware got an unknown option {name!r}")
+            raise TypeError(
+                f"{name} is an option of the gsse server, not of SSEMiddleware"
+                f" ({why}); pass it to `gsse run` or gsse.Server"
+            )
+        if not callable(app):
+            raise TypeError(f"SSEMiddleware wraps a WSGI callable, got {app!r}")
+        self.app = app
+        self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+        self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
+        self.limits = Limits(
+            max_streams_per_ip=max_streams_per_ip, retry_after=retry_after
+        )
+        if max_streams is not None and (
+            isinstance(max_streams, bool)
+            or not isinstance(max_streams, int)
+            or max_streams < 1
+        ):
+            raise ValueError(
+                f"max_streams must be a positive int (or None for no limit),"
+                f" got {max_streams!r}"
+            )
+        self.max_streams = max_streams
+        self.registry = StreamRegistry()
+        self.limiter = Limiter(self.limits, self.registry)
+        self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
+        self.handle_sigterm = handle_sigterm
+        self._sigterm_hooked = False
+        self._shutdown: gevent.Greenlet | None = None
+
+    @property
+    def open_streams(self) -> int:
+        """Streams this middleware tracks that are still open."""
+        return len(self.registry)
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        self.settings.apply_to(environ)
+        if REGISTRY_KEY not in environ:
+            # No gsse server (or outer middleware) below us: bring our own.
+            environ[REGISTRY_KEY] = self.registry
+            environ[THREADPOOL_KEY] = self.pool
+            environ[ADMISSION_KEY] = self.admit
+            if not self._sigterm_hooked:
+                self._hook_sigterm()
+        token = REQUEST_ENVIRON.set(environ)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            REQUEST_ENVIRON.reset(token)
+
+    def admit(self, environ: WSGIEnvironment) -> Response | None:
+        """``None`` to let a stream start, or the refusal to send instead."""
+        if self.registry.shutting_down:
+            return self._refuse(environ, 503, "the server is shutting down")
+        if self.max_streams is not None and len(self.registry) >= self.max_streams:
+            return self._refuse(
+                environ, 503, "the server is at its limit of open streams"
+            )
+        if not self.limiter.admit_stream(str(environ.get("REMOTE_ADDR", ""))):
+            return self._refuse(environ, 429, "too many open streams from this address")
+        return None
+
+    def _refuse(self, environ: WSGIEnvironment, status: int, message: str) -> Response:
+        STATS.reject(status)
+        logger.info(
+            "refused a stream to %s with %d: %s",
+            environ.get("REMOTE_ADDR", "?"),
+            status,
+            message,
+        )
+        return Response(
+            message + "\n",
+            status=status,
+            mimetype="text/plain",
+            headers={"Retry-After": str(self.limits.retry_after)},
+        )
+
+    def shutdown(self, graceful_timeout: float | None = None) -> int:
+        """End this middleware's streams gracefully; return how many were cut.
+
+        Sets ``writer.shutting_down``, waits up to ``graceful_timeout``
+        seconds (default: the middleware's) for streams to end, closes the
+        rest with correct framing and waits what is left of the grace
+        period (at least a second) for ``blocking=True`` callbacks.
+        """
+        timeout = (
+            self.graceful_timeout if graceful_timeout is None else graceful_timeout
+        )
+        deadline = time.monotonic() + (timeout or 0.0)
+        closed = self.registry.shutdown(timeout or 0.0)
+        busy = self.pool.join(max(1.0, deadline - time.monotonic()))
+        if busy:
+            logger.warning(
+                "%d pool thread(s) still running after the graceful timeout", busy
+            )
+        return closed
+
+    def _hook_sigterm(self) -> None:
+        self._sigterm_hooked = True
+        if not self.handle_sigterm:
+            return
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous is signal.SIG_IGN or previous is None:
+                return  # ignored on purpose, or owned by C code: leave it
+            signal.signal(
+                signal.SIGTERM,
+                lambda signum, frame: self._on_sigterm(previous, signum, frame),
+            )
+        except ValueError:
+            # Not the main thread: signals are the host's business then.
+            logger.debug("SSEMiddleware: not in the main thread; SIGTERM not hooked")
+
+    def _on_sigterm(self, previous: Any, signum: int, frame: Any) -> None:
+        if callable(previous):
+            previous(signum, frame)  # the host stops accepting, as before
+        elif self._shutdown is not None:
+            _die_by_sigterm()  # asked twice, and nobody else listens: go now
+        if self._shutdown is None:
+            logger.info(
+                "SIGTERM received: ending %d open stream(s) (they get %.1f s)",
+                len(self.registry),
+                self.graceful_timeout,
+            )
+            self._shutdown = gevent.spawn(self._shutdown_then_exit, previous)
+
+    def _shutdown_then_exit(self, previous: Any) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            logger.exception("graceful shutdown of streams failed")
+        if previous is signal.SIG_DFL:
+            _die_by_sigterm()  # nobody else handles SIGTERM: end as it would
+
+
+def _die_by_sigterm() -> None:
+    logging.shutdown()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
