@@ -71,6 +71,10 @@ SERVERS: dict[str, list[str]] = {
         "warning",
         "--graceful-timeout",
         "1",
+        # 1000 blocking=True tick loops each hold a pool thread while they
+        # sleep: the pool must be that large (the default is 10).
+        "--threads",
+        "1100",
     ],
     "sse-starlette": [sys.executable, "starlette_app.py", "{port}"],
     "flask-pywsgi": [sys.executable, "flask_app.py", "{port}"],

@@ -2,9 +2,10 @@
 
 A thread must never touch gevent objects of the loop's thread directly; it
 posts a callback with ``loop.run_callback_threadsafe`` (an async watcher
-wakes the loop) and waits on a real, unpatched lock for the answer. The loop
-runs the callback without blocking: writes are non-blocking, and a thread
-that must wait for a full buffer to drain waits in its own thread.
+wakes the loop). Writes are posted and not waited for (the loop runs them
+in order, without blocking); ``close()`` waits on a real, unpatched lock
+for the answer. A thread that must wait for a full buffer to drain waits in
+its own thread.
 """
 
 from __future__ import annotations
@@ -62,8 +63,20 @@ def call_in_loop(hub: Any, func: Callable[..., T], *args: Any) -> T:
 
 
 def write_from_thread(transport: Transport, payload: bytes, hub: Any) -> None:
-    """Write ``payload`` from a pool thread, waiting here while it is full."""
-    call_in_loop(hub, transport.write, payload)
+    """Write ``payload`` from a pool thread, waiting here while it is full.
+
+    The write is posted to the loop and not waited for: a thread that waited
+    for each write's answer would take two more GIL handoffs per event, and
+    with hundreds of pool threads those handoffs, not the work, set the
+    pace. A stream that closes meanwhile drops the bytes, and the thread's
+    next write raises, as a greenlet's write into a buffer whose client
+    left would.
+    """
+    if hub is None:
+        call_in_loop(hub, transport.write, payload)  # raises: explains why
+    if transport.closed:
+        raise ClientDisconnected(f"stream closed: {transport.close_reason}")
+    hub.loop.run_callback_threadsafe(_write_in_loop, transport, payload)
     while transport.full_since and not transport.closed:
         waited = time.monotonic() - transport.full_since
         if transport.send_timeout and waited > transport.send_timeout:
@@ -72,6 +85,13 @@ def write_from_thread(transport: Transport, payload: bytes, hub: Any) -> None:
         _real_sleep(DRAIN_POLL)
     if transport.closed and transport.full_since:
         raise ClientDisconnected(f"stream closed: {transport.close_reason}")
+
+
+def _write_in_loop(transport: Transport, payload: bytes) -> None:
+    try:
+        transport.write(payload)
+    except ClientDisconnected:
+        pass  # the thread learns it at its next write
 
 
 #: The environ key of the :class:`BlockingPool` of the host.

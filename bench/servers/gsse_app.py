@@ -34,8 +34,6 @@ except ImportError:  # gsse.Broker has not landed: a one-encoding fan-out here
     Broker = None  # type: ignore[assignment,misc]
 
 app = App()
-# 1000 blocking tick loops each hold a pool thread while they sleep.
-gevent.get_hub().threadpool.maxsize = 1100
 LONG = 3600  # seconds: longer than any benchmark step
 CHANNEL = "bench"
 
