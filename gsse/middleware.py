@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response
 from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
+from .hosts import host_can_stream
 from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limiter
 from .limits import Limits
@@ -157,7 +158,8 @@ class SSEMiddleware:
             environ[REGISTRY_KEY] = self.registry
             environ[THREADPOOL_KEY] = self.pool
             environ[ADMISSION_KEY] = self.admit
-            if not self._sigterm_hooked:
+            if not self._sigterm_hooked and host_can_stream(environ):
+                # Only a gevent host runs the greenlet the hook spawns.
                 self._hook_sigterm()
         token = REQUEST_ENVIRON.set(environ)
         try:

@@ -375,3 +375,6 @@ def test_a_non_gevent_server_gets_a_clear_500_not_a_hang(
     assert b"streams need a gevent server" in body
     assert b"gsse run module:app" in body
     proc.wait_log("cannot stream /count under")
+    # The middleware left SIGTERM alone here: the process ends at once.
+    proc.send(signal.SIGTERM)
+    assert proc.wait(timeout=10) == -signal.SIGTERM
