@@ -143,6 +143,20 @@ class SSEMiddleware:
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
         self._shutdown: gevent.Greenlet | None = None
+        #: Options given that only apply when the middleware brings its own
+        #: registry; named in a warning if a gsse server turns out to own it.
+        self._unused_under_server = [
+            f"{name}={value!r}"
+            for name, value, default in (
+                ("graceful_timeout", graceful_timeout, DEFAULT_GRACEFUL_TIMEOUT),
+                ("max_streams", max_streams, None),
+                ("max_streams_per_ip", max_streams_per_ip, None),
+                ("retry_after", retry_after, DEFAULT_RETRY_AFTER),
+                ("threads", threads, None),
+            )
+            if value != default
+        ]
+        self._checked_host = False
 
     @property
     def open_streams(self) -> int:
@@ -161,6 +175,16 @@ class SSEMiddleware:
             if not self._sigterm_hooked and host_can_stream(environ):
                 # Only a gevent host runs the greenlet the hook spawns.
                 self._hook_sigterm()
+        elif not self._checked_host:
+            self._checked_host = True
+            if self._unused_under_server:
+                logger.warning(
+                    "SSEMiddleware runs under the gsse server, whose limits,"
+                    " thread pool and shutdown govern the streams; %s given to"
+                    " the middleware do not apply (set them on the server:"
+                    " gsse run --threads/--graceful-timeout, or gsse.Server(...))",
+                    ", ".join(self._unused_under_server),
+                )
         token = REQUEST_ENVIRON.set(environ)
         try:
             return self.app(environ, start_response)

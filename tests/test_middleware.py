@@ -244,15 +244,32 @@ def test_blocking_callbacks_run_in_the_middleware_pool(
 
 
 def test_under_the_gsse_server_the_server_keeps_the_streams(
-    serve: Callable[..., gsse.Server],
+    serve: Callable[..., gsse.Server], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The middleware's ping applies; the server's registry tracks the stream."""
-    middleware = SSEMiddleware(flask_stream(wait_forever), ping=0.2)
+    """The middleware's ping applies; the server's registry tracks the stream.
+
+    Options only the middleware's own registry would use are named, once.
+    """
+    app = flask_stream(wait_forever)
+    middleware = SSEMiddleware(app, ping=0.2, max_streams=1, threads=3)
     server = serve(middleware, ping=30)
-    with RawStream(server.port, "/events") as stream:
-        stream.read_until(b": ping", timeout=5)
-        assert len(server.registry) == 1
-        assert middleware.open_streams == 0
+    with caplog.at_level(logging.WARNING, logger="gsse.middleware"):
+        with RawStream(server.port, "/events") as stream:
+            stream.read_until(b": ping", timeout=5)
+            assert len(server.registry) == 1
+            assert middleware.open_streams == 0
+            with RawStream(server.port, "/events") as second:  # not limited
+                second.read_until(b": ok")
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert (
+        "max_streams=1, threads=3 given to the middleware do not apply" in (warnings[0])
+    )
+    caplog.clear()
+    quiet = serve(SSEMiddleware(app, ping=1))  # nothing the server overrides
+    with caplog.at_level(logging.WARNING, logger="gsse.middleware"):
+        assert http_get(quiet.port, "/") == (200, b"page")
+    assert caplog.records == []
 
 
 # -- the same app file under three gevent hosts, in real processes ------------
