@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Limits", "Limiter", "LimitsMixin"]
+__all__ = ["Limits", "Limiter", "LimitsMixin", "StreamCounts"]
 
 DEFAULT_MAX_HEADER_SIZE = 32 * 1024
 DEFAULT_MAX_HEADER_COUNT = 100
@@ -136,6 +136,38 @@ def error_response(status: int, message: str, retry_after: int | None = None) ->
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
+class StreamCounts:
+    """Open streams, in all and per client address, kept as they open and close.
+
+    Add :meth:`track` to a registry's ``add_hooks`` (directly, or behind a
+    filter for the streams of one middleware).
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.per_ip: dict[str, int] = {}
+
+    def of(self, ip: str) -> int:
+        """Open streams from client address ``ip``."""
+        return self.per_ip.get(ip, 0)
+
+    def track(self, transport: Transport, environ: WSGIEnvironment) -> None:
+        """Count ``transport`` until it closes."""
+        ip = str(environ.get("REMOTE_ADDR", ""))
+        self.total += 1
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+
+        def release(_: Transport) -> None:
+            self.total -= 1
+            left = self.per_ip.get(ip, 1) - 1
+            if left > 0:
+                self.per_ip[ip] = left
+            else:
+                self.per_ip.pop(ip, None)
+
+        transport.on_close(release)
+
+
 class Limiter:
     """The live counts one server's limits are checked against."""
 
@@ -144,8 +176,8 @@ class Limiter:
         self.registry = registry
         #: Connections in a handler (streams handed off count in the registry).
         self.connections = 0
-        self.streams_per_ip: dict[str, int] = {}
-        registry.add_hooks.append(self._track)
+        self.streams = StreamCounts()
+        registry.add_hooks.append(self.streams.track)
 
     @property
     def open_connections(self) -> int:
@@ -157,20 +189,7 @@ class Limiter:
 
     def admit_stream(self, ip: str) -> bool:
         limit = self.limits.max_streams_per_ip
-        return limit is None or self.streams_per_ip.get(ip, 0) < limit
-
-    def _track(self, transport: Transport, environ: WSGIEnvironment) -> None:
-        ip = str(environ.get("REMOTE_ADDR", ""))
-        self.streams_per_ip[ip] = self.streams_per_ip.get(ip, 0) + 1
-
-        def release(_: Transport) -> None:
-            left = self.streams_per_ip.get(ip, 1) - 1
-            if left > 0:
-                self.streams_per_ip[ip] = left
-            else:
-                self.streams_per_ip.pop(ip, None)
-
-        transport.on_close(release)
+        return limit is None or self.streams.of(ip) < limit
 
 
 class _Refused(ValueError):

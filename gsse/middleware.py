@@ -3,13 +3,15 @@
 Wrap a Flask (or any WSGI) app once and its ``gsse.stream(...)`` responses
 behave the same under every gevent host:
 
-- under ``gsse run`` the server already tracks streams, so the middleware
-  only lays its stream settings (``ping``, ``send_timeout``) over the
-  server's and leaves limits, the thread pool and shutdown to the server;
-- under gunicorn's gevent worker or a plain ``gevent.pywsgi`` server it
-  brings its own: a registry (keep-alive pings, send timeouts, disconnect
-  detection), stream limits answered with ``503``/``429`` before any header,
-  a thread pool for ``blocking=True``, and a graceful shutdown on SIGTERM.
+- its stream settings (``ping``, ``send_timeout``) lie over the host's, and
+  its stream limits (``max_streams``, ``max_streams_per_ip``) are answered
+  with ``503``/``429`` before any header, counting its own streams;
+- under ``gsse run`` the server already tracks streams: its registry,
+  thread pool and shutdown serve the middleware's streams too;
+- under gunicorn's gevent worker or a plain ``gevent.pywsgi`` server the
+  middleware brings its own: a registry (keep-alive pings, send timeouts,
+  disconnect detection), a thread pool for ``blocking=True``, and a
+  graceful shutdown on SIGTERM.
 
 The SIGTERM hook is chained, not taken: on the first request the middleware
 serves itself, it wraps whatever SIGTERM handler the host installed (the
@@ -27,6 +29,7 @@ import logging
 import os
 import signal
 import time
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -39,8 +42,8 @@ from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
 from .hosts import host_can_stream
 from .limits import DEFAULT_RETRY_AFTER
-from .limits import Limiter
 from .limits import Limits
+from .limits import StreamCounts
 from .metrics import STATS
 from .registry import StreamRegistry
 from .server import DEFAULT_GRACEFUL_TIMEOUT
@@ -49,6 +52,7 @@ from .settings import check_seconds
 from .stream import ADMISSION_KEY
 from .stream import REGISTRY_KEY
 from .stream import REQUEST_ENVIRON
+from .transport import Transport
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -56,6 +60,10 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
+
+#: The environ key listing the middlewares a request went through, so each
+#: counts (and limits) only its own streams in a registry it may share.
+MIDDLEWARES_KEY = "gsse.middlewares"
 
 #: Options of the gsse server that a middleware cannot enforce, and why.
 SERVER_ONLY_OPTIONS = {
@@ -91,8 +99,9 @@ class SSEMiddleware:
     :param handle_sigterm: shut streams down gracefully on SIGTERM (see the
         module docs); ``False`` leaves signals alone.
 
-    Under ``gsse run`` only ``ping`` and ``send_timeout`` apply: the
-    server's own limits, pool and shutdown govern its streams.
+    Under ``gsse run`` the server's thread pool and shutdown serve these
+    streams, so ``threads`` and ``graceful_timeout`` come from the server
+    (a warning says so if they were given here).
 
     .. versionadded:: 0.1
     """
@@ -138,7 +147,12 @@ class SSEMiddleware:
             )
         self.max_streams = max_streams
         self.registry = StreamRegistry()
-        self.limiter = Limiter(self.limits, self.registry)
+        #: This middleware's open streams, whichever registry tracks them.
+        self.counts = StreamCounts()
+        self.registry.add_hooks.append(self._count_mine)
+        self._counted_in: weakref.WeakSet[StreamRegistry] = weakref.WeakSet(
+            [self.registry]
+        )
         self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
@@ -149,57 +163,66 @@ class SSEMiddleware:
             f"{name}={value!r}"
             for name, value, default in (
                 ("graceful_timeout", graceful_timeout, DEFAULT_GRACEFUL_TIMEOUT),
-                ("max_streams", max_streams, None),
-                ("max_streams_per_ip", max_streams_per_ip, None),
-                ("retry_after", retry_after, DEFAULT_RETRY_AFTER),
                 ("threads", threads, None),
             )
             if value != default
         ]
-        self._checked_host = False
 
     @property
     def open_streams(self) -> int:
-        """Streams this middleware tracks that are still open."""
-        return len(self.registry)
+        """This middleware's streams that are still open."""
+        return self.counts.total
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         self.settings.apply_to(environ)
-        if REGISTRY_KEY not in environ:
+        registry = environ.get(REGISTRY_KEY)
+        if registry is None:
             # No gsse server (or outer middleware) below us: bring our own.
             environ[REGISTRY_KEY] = self.registry
             environ[THREADPOOL_KEY] = self.pool
-            environ[ADMISSION_KEY] = self.admit
             if not self._sigterm_hooked and host_can_stream(environ):
                 # Only a gevent host runs the greenlet the hook spawns.
                 self._hook_sigterm()
-        elif not self._checked_host:
-            self._checked_host = True
-            if self._unused_under_server:
-                logger.warning(
-                    "SSEMiddleware runs under the gsse server, whose limits,"
-                    " thread pool and shutdown govern the streams; %s given to"
-                    " the middleware do not apply (set them on the server:"
-                    " gsse run --threads/--graceful-timeout, or gsse.Server(...))",
-                    ", ".join(self._unused_under_server),
-                )
+        elif registry not in self._counted_in:
+            self._count_streams_of(registry)
+        environ.setdefault(MIDDLEWARES_KEY, []).append(self)
+        environ.setdefault(ADMISSION_KEY, []).append(self.admit)
         token = REQUEST_ENVIRON.set(environ)
         try:
             return self.app(environ, start_response)
         finally:
             REQUEST_ENVIRON.reset(token)
 
+    def _count_streams_of(self, registry: StreamRegistry) -> None:
+        """Count this middleware's streams in a registry it does not own."""
+        self._counted_in.add(registry)
+        registry.add_hooks.append(self._count_mine)
+        if self._unused_under_server:
+            logger.warning(
+                "SSEMiddleware runs under the gsse server, whose thread pool and"
+                " shutdown serve the streams; %s given to the middleware do not"
+                " apply (gsse run --threads/--graceful-timeout set them)",
+                ", ".join(self._unused_under_server),
+            )
+
+    def _count_mine(self, transport: Transport, environ: WSGIEnvironment) -> None:
+        if self in environ.get(MIDDLEWARES_KEY, ()):
+            self.counts.track(transport, environ)
+
     def admit(self, environ: WSGIEnvironment) -> Response | None:
         """``None`` to let a stream start, or the refusal to send instead."""
-        if self.registry.shutting_down:
+        registry = environ.get(REGISTRY_KEY, self.registry)
+        if registry.shutting_down:
             return self._refuse(environ, 503, "the server is shutting down")
-        if self.max_streams is not None and len(self.registry) >= self.max_streams:
+        if self.max_streams is not None and self.counts.total >= self.max_streams:
             return self._refuse(
                 environ, 503, "the server is at its limit of open streams"
             )
-        if not self.limiter.admit_stream(str(environ.get("REMOTE_ADDR", ""))):
+        limit = self.limits.max_streams_per_ip
+        ip = str(environ.get("REMOTE_ADDR", ""))
+        if limit is not None and self.counts.of(ip) >= limit:
             return self._refuse(environ, 429, "too many open streams from this address")
         return None
 

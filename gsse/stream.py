@@ -61,9 +61,9 @@ PREAMBLE = b": ok\n\n"
 #: The environ key of the registry that tracks this host's streams.
 REGISTRY_KEY = "gsse.registry"
 
-#: The environ key of a check that may refuse a stream before its headers
-#: (the middleware's limits): called with the environ, it returns the
-#: response to send instead, or ``None`` to let the stream start.
+#: The environ key of the checks that may refuse a stream before its
+#: headers (each middleware's limits): each is called with the environ and
+#: returns the response to send instead, or ``None`` to let the stream start.
 ADMISSION_KEY = "gsse.admission"
 
 Admission = Callable[["WSGIEnvironment"], "Response | None"]
@@ -85,8 +85,13 @@ def stream_refusal(environ: WSGIEnvironment | None) -> Response | None:
     """
     if not host_can_stream(environ):
         return unsupported_host_response(environ)
-    admission: Admission | None = environ.get(ADMISSION_KEY) if environ else None
-    return admission(environ) if admission is not None and environ else None
+    if environ:
+        checks: list[Admission] = environ.get(ADMISSION_KEY, ())
+        for admission in checks:
+            refusal = admission(environ)
+            if refusal is not None:
+                return refusal
+    return None
 
 
 SSE_HEADERS = (

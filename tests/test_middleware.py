@@ -22,6 +22,7 @@ import gevent
 import pytest
 from flask import Flask
 from gevent.pywsgi import WSGIServer
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import gsse
 from gsse import SSEMiddleware
@@ -246,30 +247,34 @@ def test_blocking_callbacks_run_in_the_middleware_pool(
 def test_under_the_gsse_server_the_server_keeps_the_streams(
     serve: Callable[..., gsse.Server], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The middleware's ping applies; the server's registry tracks the stream.
-
-    Options only the middleware's own registry would use are named, once.
-    """
+    """The server's registry tracks the stream; the middleware's ping and limits
+    apply to its own streams; options the server overrides are named once."""
     app = flask_stream(wait_forever)
     middleware = SSEMiddleware(app, ping=0.2, max_streams=1, threads=3)
     server = serve(middleware, ping=30)
+    close = {"Connection": "close"}
     with caplog.at_level(logging.WARNING, logger="gsse.middleware"):
         with RawStream(server.port, "/events") as stream:
             stream.read_until(b": ping", timeout=5)
             assert len(server.registry) == 1
-            assert middleware.open_streams == 0
-            with RawStream(server.port, "/events") as second:  # not limited
-                second.read_until(b": ok")
+            assert middleware.open_streams == 1
+            with RawStream(server.port, "/events", headers=close) as second:
+                assert second.status == 503
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
-    assert (
-        "max_streams=1, threads=3 given to the middleware do not apply" in (warnings[0])
-    )
+    assert "threads=3 given to the middleware do not apply" in warnings[0]
+    assert wait_until(lambda: middleware.open_streams == 0, timeout=10)
+    # Two middlewares on one server each count (and limit) only their own.
     caplog.clear()
-    quiet = serve(SSEMiddleware(app, ping=1))  # nothing the server overrides
+    first, second_app = SSEMiddleware(app, max_streams=1), SSEMiddleware(app)
+    both = serve(DispatcherMiddleware(first, {"/b": second_app}))
     with caplog.at_level(logging.WARNING, logger="gsse.middleware"):
-        assert http_get(quiet.port, "/") == (200, b"page")
-    assert caplog.records == []
+        with RawStream(both.port, "/b/events") as b_stream:
+            b_stream.read_until(b": ok")
+            with RawStream(both.port, "/events") as a_stream:
+                a_stream.read_until(b": ok")  # b's stream does not count here
+                assert (first.open_streams, second_app.open_streams) == (1, 1)
+    assert caplog.records == []  # nothing the server overrides was given
 
 
 # -- the same app file under three gevent hosts, in real processes ------------
