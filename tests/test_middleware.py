@@ -277,6 +277,23 @@ def test_under_the_gsse_server_the_server_keeps_the_streams(
     assert caplog.records == []  # nothing the server overrides was given
 
 
+def test_a_flask_stream_without_the_middleware_is_the_servers_stream(
+    serve: Callable[..., gsse.Server],
+) -> None:
+    """Flask swaps the response's class; the server still owns the stream.
+
+    Its registry tracks it (so shutdown reaches it) and its settings apply.
+    """
+    server = serve(flask_stream(wait_forever), ping=0.2)
+    with RawStream(server.port, "/events") as stream:
+        stream.read_until(b": ping", timeout=5)
+        assert len(server.registry) == 1
+        stopping = gevent.spawn(server.stop, 5)
+        assert b"event: shutdown\ndata: bye" in stream.read_to_end(timeout=10)
+        assert stream.ended and not stream.cut
+        assert stopping.get(timeout=10) == 0
+
+
 # -- the same app file under three gevent hosts, in real processes ------------
 
 
