@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("gsse.access")
 
 DEFAULT_GRACEFUL_TIMEOUT = 10.0
+#: Connections the kernel queues before gsse accepts them (gunicorn's and
+#: uvicorn's default). gevent's own, 128, drops the SYNs of a reconnect
+#: storm, and each dropped client waits a second to retry.
+DEFAULT_BACKLOG = 2048
 #: The exit status after a second SIGINT, as a shell reports an interrupt.
 EXIT_INTERRUPTED = 130
 
@@ -152,6 +156,8 @@ class Server:
         greenlets; ``"threads"`` runs them in the thread pool, for handlers
         that block without yielding (see :mod:`gsse.threaded`). Streams stay
         on the loop either way.
+    :param backlog: connections the kernel queues before they are accepted
+        (capped by ``net.core.somaxconn``); ignored with ``listener``.
 
     .. versionadded:: 0.1
     """
@@ -177,6 +183,7 @@ class Server:
         metrics_path: str | None = None,
         threads: int | None = None,
         handlers: str = "greenlets",
+        backlog: int = DEFAULT_BACKLOG,
         **server_options: Any,
     ) -> None:
         if handlers not in HANDLER_MODES:
@@ -217,6 +224,8 @@ class Server:
             environ=environ,
             log=access_logger,
             error_log=logging.getLogger("gsse.error"),
+            # A socket that is already listening keeps its own backlog.
+            backlog=backlog if listener is None else None,
             **server_options,
         )
         self.wsgi.limiter = Limiter(self.limits, self.registry)
