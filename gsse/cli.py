@@ -287,6 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
     )
     options.value(
+        "--max-connections",
+        _int_at_least(1),
+        None,
+        "open connections per process, streams included, before new requests"
+        " get 503 with Retry-After (default: no limit)",
+        metavar="N",
+    )
+    options.value(
+        "--max-streams-per-ip",
+        _int_at_least(1),
+        None,
+        "open streams per client address before new ones get 429 with"
+        " Retry-After; behind a proxy every client has the proxy's address"
+        " (default: no limit)",
+        metavar="N",
+    )
+    options.value(
         "--log-level",
         _choice(LOG_LEVELS),
         "info",
@@ -328,6 +345,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ping=args.ping,
         send_timeout=args.send_timeout,
         graceful_timeout=args.graceful_timeout,
+        max_connections=args.max_connections,
+        max_streams_per_ip=args.max_streams_per_ip,
         log_level=args.log_level,
         broker=args.broker,
         reload=args.reload,

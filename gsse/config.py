@@ -42,6 +42,8 @@ class Config:
     ping: float | None = None
     send_timeout: float | None = None
     graceful_timeout: float = 10.0
+    max_connections: int | None = None
+    max_streams_per_ip: int | None = None
     log_level: str = "info"
     broker: str | None = None
     reload: bool = False
@@ -50,7 +52,14 @@ class Config:
     def server_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`gsse.Server`; unset ones are left out."""
         options: dict[str, Any] = {"graceful_timeout": self.graceful_timeout}
-        for name in ("ping", "send_timeout", "threads", "handlers"):
+        for name in (
+            "ping",
+            "send_timeout",
+            "threads",
+            "handlers",
+            "max_connections",
+            "max_streams_per_ip",
+        ):
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
@@ -67,6 +76,8 @@ class Config:
             ("--handlers", self.handlers),
             ("--ping", self.ping),
             ("--send-timeout", self.send_timeout),
+            ("--max-connections", self.max_connections),
+            ("--max-streams-per-ip", self.max_streams_per_ip),
             ("--broker", self.broker),
         ):
             if value is not None:

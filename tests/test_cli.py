@@ -132,6 +132,30 @@ def test_environment_variables_and_flags_win(procs: Processes) -> None:
     assert "DEBUG" in proc.log
 
 
+def test_limit_flags_and_variables_refuse_over_the_limit(procs: Processes) -> None:
+    """--max-streams-per-ip answers 429, --max-connections 503 (or GSSE_*)."""
+    env = clean_env(GSSE_MAX_CONNECTIONS="2")
+    proc = procs.gsse(
+        "run", APP, "--port", "0", "--max-streams-per-ip", "1", env=env
+    )  # fmt: skip
+    port = proc.wait_ready()
+    config = get_json(port, "/config")
+    assert (config["max_connections"], config["max_streams_per_ip"]) == (2, 1)
+    close = {"Connection": "close"}
+    with RawStream(port, "/events") as first:
+        first.read_until(b"data:")
+        with RawStream(port, "/events", headers=close) as second:
+            assert second.status == 429
+            assert "retry-after" in second.headers
+        # An idle connection is the second; a third request is one too many.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            time.sleep(0.2)  # let the server accept it
+            with RawStream(port, "/", headers=close) as third:
+                assert third.status == 503
+                assert "retry-after" in third.headers
+    assert http_get(port, "/")[0] == 200  # below the limits again
+
+
 def test_broker_password_is_masked(procs: Processes) -> None:
     """``--broker`` reaches the app as GSSE_BROKER; the log hides the password."""
     url = "redis://:s3cret@127.0.0.1:1/0"

@@ -41,6 +41,8 @@ def config(event: Event) -> dict[str, Any]:
         "ping": settings.ping,
         "send_timeout": settings.send_timeout,
         "graceful_timeout": server.graceful_timeout,
+        "max_connections": server.limits.max_connections,
+        "max_streams_per_ip": server.limits.max_streams_per_ip,
         "cwd": os.getcwd(),
     }
 
