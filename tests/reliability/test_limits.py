@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -114,6 +115,60 @@ def test_default_header_limits_refuse_without_a_traceback(
     )
     assert status_of(raw_request(server.port, many)) == 431
     assert "Traceback" not in capsys.readouterr().err
+
+
+def echo_headers_app() -> App:
+    app = App()
+
+    @app.route("/")
+    def echo(event: Event) -> dict[str, str | None]:
+        environ = event.request.environ
+        names = ("HTTP_X_FOLDED", "HTTP_X_SPACED", "HTTP_COOKIE", "HTTP_X_TWICE")
+        return {name: environ.get(name) for name in names}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"No-Colon-Here",
+        b"Space Inside: x",
+        b"Space-Before : x",
+        b": no name",
+        b"X-Nul: a\x00b",
+        b"X-Cr: a\rb",
+        b"\tfolded-first: x",
+    ],
+)
+def test_malformed_header_lines_get_400(serve: Serve, line: bytes) -> None:
+    """A header line that is not ``name: value`` is refused, not skipped."""
+    server = serve(echo_headers_app())
+    request = b"GET / HTTP/1.1\r\n" + line + b"\r\nHost: x\r\n\r\n"
+    reply = raw_request(server.port, request)
+    assert status_of(reply) == 400
+    assert b"malformed" in reply or b"folded" in reply
+
+
+def test_header_values_reach_the_app_trimmed_and_joined(serve: Serve) -> None:
+    """Folded lines join with a space; repeats join as pywsgi always did."""
+    server = serve(echo_headers_app())
+    request = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"X-Folded: one\r\n   two\r\n"
+        b"X-Spaced: \t padded \t\r\n"
+        b"Cookie: a=1\r\nCookie: b=2\r\n"
+        b"X-Twice: 1\r\nX-Twice: 2\r\n\r\n"
+    )
+    reply = raw_request(server.port, request)
+    assert status_of(reply) == 200
+    body = reply.split(b"\r\n\r\n", 1)[1]
+    assert json.loads(body) == {
+        "HTTP_X_FOLDED": "one two",
+        "HTTP_X_SPACED": "padded",
+        "HTTP_COOKIE": "a=1; b=2",
+        "HTTP_X_TWICE": "1,2",
+    }
 
 
 def test_a_request_line_too_long_gets_414(serve: Serve) -> None:
