@@ -56,6 +56,8 @@ DEFAULT_GRACEFUL_TIMEOUT = 10.0
 #: uvicorn's default). gevent's own, 128, drops the SYNs of a reconnect
 #: storm, and each dropped client waits a second to retry.
 DEFAULT_BACKLOG = 2048
+#: First body writes up to this size go out with the response head in one send.
+SMALL_FIRST_WRITE = 16 * 1024
 #: The exit status after a second SIGINT, as a shell reports an interrupt.
 EXIT_INTERRUPTED = 130
 
@@ -85,6 +87,22 @@ class SSEHandler(LimitsMixin):
             gevent.sleep(0)
         self._requests += 1
         return super().handle_one_request()
+
+    def _write_with_headers(self, data: bytes) -> None:
+        # pywsgi sends the head and the first body bytes in two system
+        # calls; gather both and send once when the body is small (every
+        # SSE preamble, most pages): a send is most of a small response's
+        # cost on loopback.
+        if len(data) > SMALL_FIRST_WRITE:
+            super()._write_with_headers(data)
+            return
+        parts: list[bytes] = []
+        self._sendall = parts.append
+        try:
+            super()._write_with_headers(data)
+        finally:
+            del self._sendall
+        self._sendall(b"".join(parts))
 
     def log_request(self) -> None:
         # pywsgi formats the access line before the logger can drop it; skip
