@@ -41,6 +41,11 @@ def host_can_stream(environ: WSGIEnvironment | None) -> bool:
         return True
     if monkey.is_module_patched("socket"):
         return True
+    if environ is not None and "SERVER_SOFTWARE" not in environ:
+        # No server at all: an in-process client such as Flask's or
+        # werkzeug's test client, iterating the body in its own thread
+        # (which then runs the loop): a stream that ends can be read.
+        return True
     if isinstance(gevent.getcurrent(), gevent.Greenlet):
         _warn_unpatched()  # gevent's pywsgi, say, in an unpatched program
         return True
