@@ -68,22 +68,32 @@ def write_from_thread(transport: Transport, payload: bytes, hub: Any) -> None:
     The write is posted to the loop and not waited for: a thread that waited
     for each write's answer would take two more GIL handoffs per event, and
     with hundreds of pool threads those handoffs, not the work, set the
-    pace. A stream that closes meanwhile drops the bytes, and the thread's
-    next write raises, as a greenlet's write into a buffer whose client
-    left would.
+    pace. Bytes in flight count against ``buffer_size``, so a fast thread
+    waits here as a greenlet would. A write that finds the stream closed
+    when the loop runs it is reported by the thread's next writer call
+    (``send_event`` or ``close``), which raises ``ClientDisconnected``.
     """
     if hub is None:
         call_in_loop(hub, transport.write, payload)  # raises: explains why
-    if transport.closed:
-        raise ClientDisconnected(f"stream closed: {transport.close_reason}")
+    check_not_dropped(transport)
+    transport.posted += len(payload)
     hub.loop.run_callback_threadsafe(_write_in_loop, transport, payload)
-    while transport.full_since and not transport.closed:
-        waited = time.monotonic() - transport.full_since
-        if transport.send_timeout and waited > transport.send_timeout:
-            call_in_loop(hub, transport.tick, time.monotonic())
-            break
+    limit = transport.buffer_size
+    while not transport.closed:
+        if transport.full_since:
+            waited = time.monotonic() - transport.full_since
+            if transport.send_timeout and waited > transport.send_timeout:
+                call_in_loop(hub, transport.tick, time.monotonic())
+                break
+        elif transport.posted - transport.applied + transport.pending <= limit:
+            return
         _real_sleep(DRAIN_POLL)
-    if transport.closed and transport.full_since:
+    check_not_dropped(transport)  # the stream ended while this thread waited
+
+
+def check_not_dropped(transport: Transport) -> None:
+    """Raise if the stream is closed or a posted write was lost to its end."""
+    if transport.closed or transport.dropped:
         raise ClientDisconnected(f"stream closed: {transport.close_reason}")
 
 
@@ -91,7 +101,9 @@ def _write_in_loop(transport: Transport, payload: bytes) -> None:
     try:
         transport.write(payload)
     except ClientDisconnected:
-        pass  # the thread learns it at its next write
+        transport.dropped = True  # the thread's next call raises
+    finally:
+        transport.applied += len(payload)
 
 
 #: The environ key of the :class:`BlockingPool` of the host.

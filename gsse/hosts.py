@@ -41,11 +41,6 @@ def host_can_stream(environ: WSGIEnvironment | None) -> bool:
         return True
     if monkey.is_module_patched("socket"):
         return True
-    if environ is not None and "SERVER_SOFTWARE" not in environ:
-        # No server at all: an in-process client such as Flask's or
-        # werkzeug's test client, iterating the body in its own thread
-        # (which then runs the loop): a stream that ends can be read.
-        return True
     if isinstance(gevent.getcurrent(), gevent.Greenlet):
         _warn_unpatched()  # gevent's pywsgi, say, in an unpatched program
         return True
@@ -67,8 +62,9 @@ def unsupported_host_response(environ: WSGIEnvironment | None) -> Response:
     """The ``500`` a stream gets from a host that cannot carry it."""
     environ = environ or {}
     software = environ.get("SERVER_SOFTWARE") or "this WSGI server"
+    where = environ.get("PATH_INFO") or "this response"
     message = (
-        f"gsse cannot stream {environ.get('PATH_INFO', '')} under {software}:"
+        f"gsse cannot stream {where} under {software}:"
         f" streams need a gevent server; {HOW_TO_HOST}"
     )
     logger.error("%s", message)

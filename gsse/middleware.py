@@ -13,13 +13,14 @@ behave the same under every gevent host:
   disconnect detection), a thread pool for ``blocking=True``, and a
   graceful shutdown on SIGTERM.
 
-The SIGTERM hook is chained, not taken: on the first request the middleware
-serves itself, it wraps whatever SIGTERM handler the host installed (the
-gunicorn worker's, say), calls it as before, and in the background tells
-its streams to finish (``writer.shutting_down``), waits up to
-``graceful_timeout``, and closes the rest with correct framing. When the
-previous handler was the default one (a plain script), the process then
-ends by SIGTERM, as it would have. ``handle_sigterm=False`` turns this off;
+The SIGTERM hook is chained, not taken: on the first request it serves
+itself, the middleware replaces the Python SIGTERM handler the host
+installed (the gunicorn worker's, say) with one hook shared by every
+middleware in the process. On SIGTERM the hook tells their streams to
+finish (``writer.shutting_down``), waits up to ``graceful_timeout``, closes
+the rest with correct framing, and then calls the handler it replaced; when
+that was the default one (a plain script), the process ends by SIGTERM, as
+it would have. ``handle_sigterm=False`` turns this off;
 :meth:`SSEMiddleware.shutdown` does the same on demand.
 """
 
@@ -156,7 +157,6 @@ class SSEMiddleware:
         self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
-        self._shutdown: gevent.Greenlet | None = None
         #: Options given that only apply when the middleware brings its own
         #: registry; named in a warning if a gsse server turns out to own it.
         self._unused_under_server = [
@@ -263,43 +263,67 @@ class SSEMiddleware:
 
     def _hook_sigterm(self) -> None:
         self._sigterm_hooked = True
-        if not self.handle_sigterm:
+        if self.handle_sigterm:
+            _SIGTERM.join(self)
+
+
+class _SigtermHook:
+    """One process-wide SIGTERM handler for every middleware that asks.
+
+    On SIGTERM it shuts all of them down at once and only then calls the
+    handler it replaced (gunicorn's, say; one that calls ``sys.exit`` can
+    no longer cut the goodbyes short), or, when that was the default, ends
+    the process by SIGTERM. A second SIGTERM calls the previous handler at
+    once (the default: the process ends at once).
+    """
+
+    def __init__(self) -> None:
+        self.middlewares: list[SSEMiddleware] = []
+        self.previous: Any = None
+        self.shutting_down: gevent.Greenlet | None = None
+
+    def join(self, middleware: SSEMiddleware) -> None:
+        if self.middlewares:
+            if middleware not in self.middlewares:
+                self.middlewares.append(middleware)
             return
         try:
             previous = signal.getsignal(signal.SIGTERM)
             if previous is signal.SIG_IGN or previous is None:
                 return  # ignored on purpose, or owned by C code: leave it
-            signal.signal(
-                signal.SIGTERM,
-                lambda signum, frame: self._on_sigterm(previous, signum, frame),
-            )
+            signal.signal(signal.SIGTERM, self._on_sigterm)
         except ValueError:
             # Not the main thread: signals are the host's business then.
             logger.debug("SSEMiddleware: not in the main thread; SIGTERM not hooked")
+            return
+        self.previous = previous
+        self.middlewares.append(middleware)
 
-    def _on_sigterm(self, previous: Any, signum: int, frame: Any) -> None:
-        if callable(previous):
-            previous(signum, frame)  # the host stops accepting, as before
-        elif self._shutdown is not None:
-            _die_by_sigterm()  # asked twice, and nobody else listens: go now
-        if self._shutdown is None:
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.shutting_down is None:
             logger.info(
-                "SIGTERM received: ending %d open stream(s) (they get %.1f s)",
-                len(self.registry),
-                self.graceful_timeout,
+                "SIGTERM received: ending %d open stream(s) (they get %s s)",
+                sum(m.open_streams for m in self.middlewares),
+                max(m.graceful_timeout or 0.0 for m in self.middlewares),
             )
-            self._shutdown = gevent.spawn(self._shutdown_then_exit, previous)
+            self.shutting_down = gevent.spawn(self._shut_down_then_hand_on, signum)
+        else:
+            self._hand_on(signum, frame)  # asked twice: do not wait
 
-    def _shutdown_then_exit(self, previous: Any) -> None:
+    def _shut_down_then_hand_on(self, signum: int) -> None:
         try:
-            self.shutdown()
+            gevent.joinall([gevent.spawn(m.shutdown) for m in self.middlewares])
         except Exception:
             logger.exception("graceful shutdown of streams failed")
-        if previous is signal.SIG_DFL:
-            _die_by_sigterm()  # nobody else handles SIGTERM: end as it would
+        self._hand_on(signum, None)
+
+    def _hand_on(self, signum: int, frame: Any) -> None:
+        if callable(self.previous):
+            self.previous(signum, frame)
+        elif self.previous is signal.SIG_DFL:
+            logging.shutdown()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _die_by_sigterm() -> None:
-    logging.shutdown()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+_SIGTERM = _SigtermHook()

@@ -80,6 +80,9 @@ class Transport:
         "_drained",
         "stream_id",
         "path",
+        "posted",
+        "applied",
+        "dropped",
         "__weakref__",
     )
 
@@ -100,6 +103,12 @@ class Transport:
         #: For log records and metrics: a process-unique number, the path.
         self.stream_id = next(_stream_ids)
         self.path = ""
+        #: Bytes pool threads posted to the loop, and bytes the loop has
+        #: taken (each written by one side only); the difference is in flight.
+        self.posted = 0
+        self.applied = 0
+        #: A write posted from a thread found the stream closed.
+        self.dropped = False
         STATS.streams_opened += 1
 
     @property

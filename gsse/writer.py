@@ -16,6 +16,7 @@ import gevent
 from gevent.monkey import get_original
 
 from . import bridge
+from .exceptions import ClientDisconnected
 from .registry import StreamRegistry
 from .transport import Transport
 from .wire import encode_comment
@@ -99,6 +100,12 @@ class SSEWriter:
         """End the stream cleanly. Calling it again does nothing."""
         if _thread_ident() != self._loop_thread:
             bridge.call_in_loop(self._hub, self._transport.close)
+            if self._transport.dropped:
+                # A write this thread posted was lost: say so once, here.
+                self._transport.dropped = False
+                raise ClientDisconnected(
+                    f"stream closed: {self._transport.close_reason}"
+                )
         else:
             self._transport.close()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,6 @@ from gsse import SSEWriter
 from tests.helpers import RawStream
 from tests.helpers import http_get
 from tests.helpers import wait_until
-from tests.procs import REPO
 from tests.procs import Processes
 from tests.procs import ServerProcess
 from tests.procs import free_port
@@ -419,21 +417,3 @@ def test_a_non_gevent_server_gets_a_clear_500_not_a_hang(
     # The middleware left SIGTERM alone here: the process ends at once.
     proc.send(signal.SIGTERM)
     assert proc.wait(timeout=10) == -signal.SIGTERM
-
-
-def test_flask_test_client_reads_a_stream_that_ends() -> None:
-    """No server at all (werkzeug's test client, unpatched): a finite stream
-    is read whole in the client's own thread."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.apps.inprocess_client", "/count?n=3"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    status, body = done.stdout.split("\n", 1)
-    assert status == "200"
-    assert (
-        body == "retry: 1000\n\nid: 0\ndata: 0\n\nid: 1\ndata: 1\n\nid: 2\ndata: 2\n\n"
-    )
