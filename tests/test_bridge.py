@@ -162,6 +162,38 @@ def test_a_disconnect_mid_write_raises_in_the_thread(serve: Serve) -> None:
     assert isinstance(outcome[0], ClientDisconnected)
 
 
+def test_a_thread_writing_to_a_client_that_reads_nothing_waits(
+    serve: Serve,
+) -> None:
+    """Bytes in flight from a thread count against the buffer: it stays bounded."""
+    peak = [0]
+    result: list[str] = []
+    chunk = "x" * 16 * 1024
+
+    def flood(writer: SSEWriter) -> None:
+        transport = writer._transport  # the stream's buffer, for the assertion
+        try:
+            for _ in range(2000):
+                writer.send_event(chunk)
+                in_flight = transport.posted - transport.applied
+                peak[0] = max(peak[0], transport.pending + in_flight)
+            result.append("all sent")
+        except ClientDisconnected:
+            result.append("timed out")
+
+    server = serve(blocking_app(flood), send_timeout=1)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")  # then read nothing
+        assert wait_until(lambda: result, timeout=20)
+    finally:
+        sock.close()
+    assert result == ["timed out"]
+    # The buffer (64 KiB) plus at most the one event that crossed it.
+    assert peak[0] <= 64 * 1024 + 2 * len(chunk) + 64
+
+
 def test_handlers_in_threads_streams_on_the_loop(serve: Serve) -> None:
     """``handlers="threads"``: handlers in pool threads, callbacks on the loop."""
     app = App()
