@@ -64,8 +64,9 @@ T_handler = TypeVar("T_handler", bound=Callable[[Event], Any])
 
 def _refuse(request: Request, exc: HTTPException) -> HTTPException:
     STATS.auth_denied += 1
+    # %r: a refused path may hold CR, LF or ESC, which must not forge log lines.
     logger.info(
-        "refused %s %s from %s with %s",
+        "refused %s %r from %s with %s",
         request.method,
         request.path,
         request.remote_addr,
@@ -142,8 +143,9 @@ class AuthMiddleware:
     ``/events/...``, not ``/eventsfoo``), ignoring repeated slashes, case,
     ``;params`` and extra percent-encoding. A path that routers may read in
     more than one way (dot segments, control characters) is answered
-    ``400``. Repeated slashes are merged in ``PATH_INFO`` before the app sees
-    it, so the app routes exactly the path that was checked.
+    ``400``. With ``paths`` given, repeated slashes are merged in
+    ``PATH_INFO`` before the app sees it, so the app routes exactly the path
+    that was checked.
 
     :param app: the WSGI app to protect.
     :param check: as for :func:`authorize`.
@@ -152,8 +154,6 @@ class AuthMiddleware:
     :raises ValueError: a prefix that is not a plain path, or ``paths=[]``.
 
     .. versionadded:: 0.1
-    .. versionchanged:: 0.1
-        Prefixes match whole segments of the normalised path.
     """
 
     def __init__(

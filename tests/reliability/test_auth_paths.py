@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -202,6 +203,20 @@ def test_an_ambiguous_path_is_a_counted_400(serve: Serve) -> None:
     assert status == 400
     assert b"dot segment" in body
     assert counter("auth_denied") == before + 1
+
+
+def test_a_refused_path_cannot_forge_log_lines(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path carrying CR LF is refused and logged on one line, its bytes escaped."""
+    server = serve(AuthMiddleware(gsse_app(), token_ok, paths=PROTECTED))
+    with caplog.at_level(logging.INFO, logger="gsse.auth"):
+        status, _ = get(server.port, "/events%0d%0aINFO%20forged%1b[2J")
+    assert status == 400
+    messages = [r.getMessage() for r in caplog.records if r.name == "gsse.auth"]
+    assert len(messages) == 1
+    assert "\n" not in messages[0] and "\x1b" not in messages[0]
+    assert "\\r\\n" in messages[0]
 
 
 @pytest.mark.parametrize(
