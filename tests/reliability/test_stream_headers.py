@@ -114,6 +114,23 @@ def test_gsse_stream_and_broker_stream_refuse_the_same(value: str) -> None:
         broker.close()
 
 
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"X-Bad": "a\x1bb"}, ValueError),
+        ({"X Bad": "v"}, ValueError),
+        ({"X": None}, TypeError),
+    ],
+)
+def test_the_client_refuses_bad_request_headers(headers: Any, error: type) -> None:
+    """gsse.client.EventSource checks its request headers the same way, at once."""
+    from gsse.client import EventSource
+
+    with pytest.raises(error) as info:
+        EventSource("http://127.0.0.1:9/events", headers=headers)
+    assert repr(next(iter(headers.items()))[0]) in str(info.value)
+
+
 def test_good_headers_pass_unchanged() -> None:
     """Tab, latin-1, ints, every token character and repeated names are kept."""
     checked = check_headers(GOOD)
