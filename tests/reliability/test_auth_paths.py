@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from werkzeug.wrappers import Request
 
 from gsse import App
@@ -166,6 +170,49 @@ def test_no_spelling_of_a_protected_path_gets_through(
         if status not in (400, 401, 404) or SECRET.encode() in body:
             leaks.append((spelling, status))
     assert leaks == []
+
+
+#: Separators, segments and suffixes that request-targets are built from.
+SEPARATORS = st.sampled_from(["/", "/", "//", "%2F", "%2f", "%5C", "/./", "/%2e/"])
+SEGMENTS = st.sampled_from(
+    ["events", "EVENTS", "%65vents", "%2565vents", "api", "Api", "private"]
+    + ["%70rivate", "x", ".", "..", "%2e%2e", "a", "public", "http:"]
+)
+SUFFIXES = st.sampled_from(["", "", "", ";x=1", "%3Bx", "%3F", "%23", ".", "%20"])
+SEGMENT = st.tuples(SEPARATORS, SEGMENTS, SUFFIXES).map("".join)
+
+
+@pytest.fixture(scope="module")
+def guarded_servers() -> Iterator[list[Server]]:
+    """One server per app kind for every generated example, behind AuthMiddleware."""
+    servers = []
+    for make in APPS.values():
+        server = Server(
+            AuthMiddleware(make(), token_ok, paths=PROTECTED), "127.0.0.1", 0
+        )
+        server.start()
+        servers.append(server)
+    yield servers
+    for server in servers:
+        server.stop(graceful_timeout=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    segments=st.lists(SEGMENT, min_size=1, max_size=5),
+    end=st.sampled_from(["", "/", "//", "?token=no"]),
+)
+def test_no_generated_spelling_gets_through(
+    guarded_servers: list[Server], segments: list[str], end: str
+) -> None:
+    """Random mixes of slashes, encodings, dots and params never show the content."""
+    target = "".join(segments) + end
+    if not target.startswith("/"):
+        target = "/" + target
+    for server in guarded_servers:
+        status, body = get(server.port, target)
+        assert SECRET.encode() not in body, (target, status)
+        assert status < 500, (target, status)
 
 
 @pytest.mark.parametrize("kind", sorted(APPS))
