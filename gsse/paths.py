@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-__all__ = ["AmbiguousPath", "PathPrefixes", "segments"]
+__all__ = ["AmbiguousPath", "PathPrefixes", "merge_slashes", "segments"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SEPARATOR = re.compile(r"[/\\]")
