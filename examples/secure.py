@@ -2,27 +2,38 @@
 
 Run it:    python examples/secure.py
 Then:      curl -N http://127.0.0.1:8000/events             -> 401
+           curl http://127.0.0.1:8000/metrics               -> 401
            curl -c jar http://127.0.0.1:8000/login          -> sets the cookie
            curl -N -b jar http://127.0.0.1:8000/events      -> the stream
-           curl http://127.0.0.1:8000/metrics               -> Prometheus text
+           curl -b jar http://127.0.0.1:8000/metrics        -> Prometheus text
 
 A page served from http://127.0.0.1:3000 may open the stream with
 ``new EventSource("http://127.0.0.1:8000/events", {withCredentials: true})``.
+
+The metrics (open streams, refusals, stalls) say much about the server, so
+they sit behind the same sign-in as the stream, inside the app: the
+server's own ``metrics_path`` would answer anyone who can reach the port.
+For Prometheus, check a bearer token there instead (see docs/operations.md).
+``GSSE_PORT`` picks another port.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
 from gsse import App
 from gsse import Event
 from gsse import SSEWriter
+from gsse.auth import AuthMiddleware
 from gsse.auth import CORSMiddleware
 from gsse.auth import authorize
+from gsse.metrics import metrics_app
 
 sessions: set[str] = set()
 
@@ -59,8 +70,15 @@ def clock(writer: SSEWriter) -> None:
             time.sleep(1)
 
 
+# /metrics is mounted inside the app and checked like /events; AuthMiddleware
+# matches every spelling of the path (//metrics, /METRICS, /metrics;x ...).
+site = AuthMiddleware(
+    DispatcherMiddleware(app, {"/metrics": metrics_app()}),
+    signed_in,
+    paths=["/metrics"],
+)
 wsgi_app = CORSMiddleware(
-    app, origins=["http://127.0.0.1:3000"], allow_credentials=True
+    site, origins=["http://127.0.0.1:3000"], allow_credentials=True
 )
 
 if __name__ == "__main__":
@@ -74,11 +92,10 @@ if __name__ == "__main__":
     server = Server(
         wsgi_app,
         "127.0.0.1",
-        8000,
+        int(os.environ.get("GSSE_PORT", "8000")),
         max_connections=1000,
         max_streams_per_ip=10,
         max_body_size=64 * 1024,
         max_blocking_time=0.5,
-        metrics_path="/metrics",
     )
     server.serve_forever()

@@ -12,7 +12,8 @@ hook here runs before the handler, or before ``start_sse()``:
 - :func:`require_channels` checks each channel a request asks for, before
   ``event.subscribe(broker, ...)``, and answers ``403`` naming the first
   channel refused.
-- :class:`AuthMiddleware` runs a check for any WSGI app (Flask, Django...).
+- :class:`AuthMiddleware` runs a check for any WSGI app (Flask, Django...)
+  on path prefixes matched as routers read paths (:mod:`gsse.paths`).
 - :class:`CORSMiddleware` answers cross-origin ``EventSource`` requests,
   ``withCredentials`` included (then the origin is echoed, never ``*``, as
   the Fetch standard requires), and preflights.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
+from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import Unauthorized
@@ -38,6 +40,9 @@ from werkzeug.wrappers import Request
 
 from .event import Event
 from .metrics import STATS
+from .paths import AmbiguousPath
+from .paths import PathPrefixes
+from .paths import merge_slashes
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -59,8 +64,9 @@ T_handler = TypeVar("T_handler", bound=Callable[[Event], Any])
 
 def _refuse(request: Request, exc: HTTPException) -> HTTPException:
     STATS.auth_denied += 1
+    # %r: a refused path may hold CR, LF or ESC, which must not forge log lines.
     logger.info(
-        "refused %s %s from %s with %s",
+        "refused %s %r from %s with %s",
         request.method,
         request.path,
         request.remote_addr,
@@ -132,9 +138,20 @@ def require_channels(
 class AuthMiddleware:
     """Runs ``check(request)`` before any WSGI app, for the paths given.
 
+    Paths are matched the way routers read them, never more narrowly (see
+    :mod:`gsse.paths`): on whole segments (``/events`` covers
+    ``/events/...``, not ``/eventsfoo``), ignoring repeated slashes, case,
+    ``;params`` and extra percent-encoding. A path that routers may read in
+    more than one way (dot segments, control characters) is answered
+    ``400``. With ``paths`` given, repeated slashes are merged in
+    ``PATH_INFO`` before the app sees it, so the app routes exactly the path
+    that was checked.
+
     :param app: the WSGI app to protect.
     :param check: as for :func:`authorize`.
-    :param paths: path prefixes to protect (default: every path).
+    :param paths: path prefixes to protect, as the app's routes spell them
+        (relative to ``SCRIPT_NAME``); default: every path.
+    :raises ValueError: a prefix that is not a plain path, or ``paths=[]``.
 
     .. versionadded:: 0.1
     """
@@ -149,18 +166,29 @@ class AuthMiddleware:
             raise TypeError(f"AuthMiddleware needs a callable check, got {check!r}")
         self.app = app
         self.check = check
-        self.paths = tuple(paths) if paths is not None else None
+        self.paths = PathPrefixes(paths) if paths is not None else None
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if self.paths is None or path.startswith(self.paths):
-            request = Request(environ)
+        if self.paths is not None:
+            path = environ.get("PATH_INFO", "")
             try:
-                _check(self.check, request)
-            except HTTPException as exc:
-                return exc.get_response(environ)(environ, start_response)
+                protected = self.paths.covers(path)
+            except AmbiguousPath as exc:
+                response = _refuse(Request(environ), BadRequest(str(exc))).get_response(
+                    environ
+                )
+                return response(environ, start_response)
+            # One reading for the check and the router: werkzeug strips
+            # leading slashes and other routers merge them anywhere.
+            environ["PATH_INFO"] = merge_slashes(path)
+            if not protected:
+                return self.app(environ, start_response)
+        try:
+            _check(self.check, Request(environ))
+        except HTTPException as exc:
+            return exc.get_response(environ)(environ, start_response)
         return self.app(environ, start_response)
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import requests
 import urllib3
 
+from .headers import check_header
 from .wire import EventStreamDecoder
 from .wire import Message
 
@@ -127,7 +128,9 @@ class EventSource:
 
     :param url: the stream's URL.
     :param last_event_id: resume after this ID (sent as ``Last-Event-ID``).
-    :param headers: more request headers, e.g. ``Authorization``.
+    :param headers: more request headers, e.g. ``Authorization``; names
+        must be HTTP tokens and values free of control characters but tab
+        (``ValueError`` otherwise).
     :param session: a ``requests.Session`` to use (cookies, auth, proxies,
         adapters); by default the source makes and closes its own.
     :param timeout: ``requests``' timeout: seconds, or ``(connect, read)``.
@@ -180,7 +183,9 @@ class EventSource:
         self.last_event_id = last_event_id or ""
         #: The reconnection time in ms (``retry:`` from the server changes it).
         self.retry = DEFAULT_RETRY_MS
-        self.headers = dict(headers or {})
+        # Checked here, as gsse checks stream response headers, so a bad one
+        # fails at construction instead of on some later reconnection.
+        self.headers = dict(check_header(k, v) for k, v in (headers or {}).items())
         self.timeout = timeout
         self.reconnect = reconnect
         self.max_retries = max_retries

@@ -16,6 +16,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from .headers import check_headers
 from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
@@ -68,13 +69,15 @@ class Event:
     ) -> None:
         """Answer with status 200 and ``text/event-stream`` headers.
 
-        :param headers: extra response headers.
+        :param headers: extra response headers; names must be HTTP tokens and
+            values free of control characters but tab.
         :param retry: the client's reconnection time in ms, sent first.
         :param ping: seconds of idleness before a keep-alive comment for this
             stream (``0`` turns it off); defaults to the app's or server's.
         :param send_timeout: seconds a client may read nothing before this
             stream is closed.
         :raises RuntimeError: called twice.
+        :raises ValueError: a bad header name or value (nothing is sent).
         """
         if self.started:
             raise RuntimeError(
@@ -83,7 +86,7 @@ class Event:
             )
         if retry is not None:
             encode_retry(retry)
-        self._headers = Headers(headers) if headers else None
+        self._headers = check_headers(headers)
         self._retry = retry
         self._settings = StreamSettings(ping=ping, send_timeout=send_timeout)
 

@@ -198,7 +198,10 @@ def metrics_app(registry: Any = None) -> WSGIApplication:
     """A WSGI app that serves the metrics in Prometheus' text format.
 
     Mount it on any path, e.g. with werkzeug's ``DispatcherMiddleware`` or
-    ``Server(app, metrics_path="/metrics")``.
+    ``Server(app, metrics_path="/metrics")``. It answers anyone: the counts
+    (open streams, auth refusals, stalls) are worth keeping private, so
+    mount it inside your app behind :class:`~gsse.auth.AuthMiddleware`, or
+    keep ``metrics_path`` to a private network.
 
     .. versionadded:: 0.1
     """
@@ -222,7 +225,11 @@ def metrics_app(registry: Any = None) -> WSGIApplication:
 
 
 def mount(app: WSGIApplication, path: str, metrics: WSGIApplication) -> WSGIApplication:
-    """``app``, except that ``path`` is answered by ``metrics``."""
+    """``app``, except that ``path`` is answered by ``metrics``, unchecked.
+
+    It runs outside ``app`` and its middleware, so no auth of the app
+    applies: ``metrics_path`` is for private networks (docs/operations.md).
+    """
     if not path.startswith("/"):
         raise ValueError(f"metrics_path must start with '/', got {path!r}")
 

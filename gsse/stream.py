@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from .bridge import run_blocking
 from .exceptions import ClientDisconnected
+from .headers import check_headers
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
 from .metrics import STATS
@@ -232,10 +233,10 @@ class SSEResponse(Response):
         super().__init__(body, status=status, direct_passthrough=True)
         for name, value in SSE_HEADERS:
             self.headers[name] = value
-        if headers:
-            # Users may replace the defaults; werkzeug rejects CR/LF in values.
-            for name, value in Headers(headers).items():
-                self.headers[name] = value
+        # Users may replace the defaults; werkzeug alone would let NUL, ESC
+        # and bad names through.
+        for name, value in (check_headers(headers) or Headers()).items():
+            self.headers[name] = value
 
     def get_app_iter(self, environ: WSGIEnvironment) -> Any:
         if environ.get("REQUEST_METHOD") == "HEAD":
@@ -266,12 +267,14 @@ def stream(
     :param callback: called with an :class:`~gsse.SSEWriter` once the
         headers are on the wire.
     :param status: the response status.
-    :param headers: extra headers (they may replace the SSE defaults).
+    :param headers: extra headers (they may replace the SSE defaults); names
+        must be HTTP tokens and values free of control characters but tab.
     :param retry: the client's reconnection time in ms, sent first.
     :param ping: seconds of idleness before a keep-alive comment (``0``: off).
     :param send_timeout: seconds a client may read nothing before the
         stream is closed.
     :param blocking: run ``callback`` in a real OS thread of the thread pool.
+    :raises ValueError: a bad header name or value (nothing is sent).
 
     .. versionadded:: 0.1
     """
@@ -279,6 +282,7 @@ def stream(
         raise TypeError(f"callback must be callable, got {callback!r}")
     if retry is not None:
         encode_retry(retry)  # validate now, at the call site
+    headers = check_headers(headers)
     environ = REQUEST_ENVIRON.get()
     refusal = stream_refusal(environ)
     if refusal is not None:

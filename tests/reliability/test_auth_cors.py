@@ -249,14 +249,20 @@ def test_a_browser_event_source_with_credentials_from_another_origin(
 
 
 def test_the_secure_example_refuses_then_streams(serve: Serve) -> None:
-    """examples/secure.py: 401 without the cookie, the stream with it."""
+    """examples/secure.py: 401 without the cookie, the stream and metrics with it."""
     from examples.secure import wsgi_app
 
     server = serve(wsgi_app, max_streams_per_ip=10)
-    with RawStream(server.port, "/events") as refused:
-        assert refused.status == 401
+    for path in ["/events", "/metrics", "//metrics"]:
+        with RawStream(server.port, path, headers={"Connection": "close"}) as refused:
+            assert refused.status == 401
+            assert b"gsse_" not in refused.read_to_end()
     with RawStream(server.port, "/login", headers={"Connection": "close"}) as login:
         cookie = login.headers["set-cookie"].split(";")[0]
+    metrics_headers = {"Cookie": cookie, "Connection": "close"}
+    with RawStream(server.port, "/metrics", headers=metrics_headers) as metrics:
+        assert metrics.status == 200
+        assert b"gsse_auth_denied_total" in metrics.read_to_end()
     origin = "http://127.0.0.1:3000"
     with RawStream(
         server.port, "/events", headers={"Cookie": cookie, "Origin": origin}
