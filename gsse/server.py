@@ -44,6 +44,7 @@ from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
 from .stream import REGISTRY_KEY
 from .stream import SSEBody
+from .threaded import CONNECTION_KEY
 from .threaded import ThreadedHandlers
 from .watchdog import Watchdog
 
@@ -77,6 +78,12 @@ class SSEHandler(LimitsMixin):
         super().handle()
 
     _requests = 0
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        # For handlers="threads": skip the work of a client that hung up.
+        environ[CONNECTION_KEY] = self.socket
+        return environ
 
     def handle_one_request(self) -> Any:
         # A keep-alive client that sends its next request before this one's
@@ -170,6 +177,10 @@ class Server:
     :param threads: the size of the thread pool that runs ``blocking=True``
         callbacks (and handlers, with ``handlers="threads"``); ``None``:
         :data:`gsse.bridge.DEFAULT_THREADS`.
+    :param thread_queue: work that may wait for a pool thread before new
+        work gets ``503`` with ``Retry-After`` (``blocking=True`` streams
+        and ``handlers="threads"`` requests, refused before their response
+        starts); ``None``: 10 per thread. See :mod:`gsse.pool`.
     :param handlers: ``"greenlets"`` runs request handlers in the loop, as
         greenlets; ``"threads"`` runs them in the thread pool, for handlers
         that block without yielding (see :mod:`gsse.threaded`). Streams stay
@@ -200,6 +211,7 @@ class Server:
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
         threads: int | None = None,
+        thread_queue: int | None = None,
         handlers: str = "greenlets",
         backlog: int = DEFAULT_BACKLOG,
         **server_options: Any,
@@ -208,7 +220,11 @@ class Server:
             raise ValueError(
                 f"handlers must be one of {', '.join(HANDLER_MODES)}, got {handlers!r}"
             )
-        self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
+        self.pool = BlockingPool(
+            DEFAULT_THREADS if threads is None else threads,
+            max_queue=thread_queue,
+            retry_after=retry_after,
+        )
         self.handlers = handlers
         if handlers == "threads":
             app = ThreadedHandlers(app, self.pool)
