@@ -154,8 +154,8 @@ class BlockingPool:
 
     @property
     def full(self) -> bool:
-        """True when new work would be refused."""
-        return self.waiting >= self.max_queue
+        """True when new work would be refused: every thread busy, queue full."""
+        return self.pending >= self.size + self.max_queue
 
     def _rate_limited(self) -> bool:
         now = time.monotonic()
