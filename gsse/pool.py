@@ -213,7 +213,12 @@ class BlockingPool:
                 self.waiting,
                 self.max_queue,
             )
-        if alive is not None and not alive():
+        try:
+            gone = alive is not None and not alive()
+        except BaseException:
+            self._slots.release()
+            raise
+        if gone:
             self._slots.release()
             self.skipped += 1
             logger.debug("skipped queued work: its client left while it waited")

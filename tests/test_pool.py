@@ -138,7 +138,7 @@ def hang_up_requests(server: Server, path: str, count: int) -> list[socket.socke
 
 @pytest.mark.parametrize("mode", MODES)
 def test_queued_work_of_clients_that_left_is_skipped(
-    serve: Serve, jobs: Jobs, mode: str
+    serve: Serve, jobs: Jobs, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """100 clients that hung up while queued never run; the next real one does."""
     server = start(serve, jobs, mode, threads=2, thread_queue=200)
@@ -162,6 +162,8 @@ def test_queued_work_of_clients_that_left_is_skipped(
     # Only the real job ran, after all 100 were skipped.
     assert jobs.executed == [("real", 100)]
     assert server.pool.skipped == 100
+    # Clients that leave are not the server's fault: no error, no traceback.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert wait_until(lambda: server.pool.pending == 0, timeout=10)
 
 
