@@ -4,22 +4,28 @@ A server with ``handlers="threads"`` runs in a subprocess; big bodies are
 generated on the fly and posted to a path that does not exist (nobody
 reads the body) and to a handler that reads it in 64 KiB chunks. The
 process's peak resident memory (``VmHWM``) must grow far less than the body.
+An in-process server checks every way a handler may read its body.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Iterable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from gevent.monkey import get_original
 
 from tests.procs import Processes
 from tests.procs import processes
 
 pytestmark = pytest.mark.timeout(120)
 
+_thread_ident = get_original("_thread", "get_ident")
+LOOP_THREAD = _thread_ident()
 MIB = 1024 * 1024
 BODY = 64 * MIB
 PIECE = b"x" * MIB
@@ -90,3 +96,43 @@ def test_a_big_body_is_read_lazily(
         assert reply.endswith(b"\r\n\r\n%d" % BODY)
     grown = memory_kib(proc.pid, "VmHWM") - before
     assert grown < 16 * 1024, f"peak memory grew by {grown} KiB for a 64 MiB body"
+
+
+def test_a_pool_thread_reads_lines_and_pieces_of_the_body(serve: Any) -> None:
+    """``read(n)``, ``readline``, ``readlines`` and iteration all work from a thread."""
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = environ["wsgi.input"]
+        seen.append(_thread_ident() != LOOP_THREAD)
+        seen.append(body.read(3))
+        seen.append(body.readline())
+        seen.append(body.readlines(1))
+        seen.append(list(body))
+        seen.append(body.read())
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = serve(app, handlers="threads")
+    data = b"abcdef\nline 2\nline 3\nline 4\n"
+    reply = post_bytes(server.port, "/", data)
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"ok")
+    assert seen == [
+        True,
+        b"abc",
+        b"def\n",
+        [b"line 2\n"],
+        [b"line 3\n", b"line 4\n"],
+        b"",
+    ]
+
+
+def post_bytes(port: int, path: str, data: bytes) -> bytes:
+    """POST ``data`` with a Content-Length; return the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        sock.sendall(head.encode() + b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
