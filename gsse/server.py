@@ -352,6 +352,7 @@ class Server:
 
         .. versionadded:: 0.1
         """
+        self._signals.graceful_timeout = self.graceful_timeout or 0.0
         self._signals.install()
 
     def remove_signal_handlers(self) -> None:
