@@ -11,7 +11,6 @@ its own thread.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,9 +18,13 @@ from typing import TypeVar
 
 import gevent
 from gevent.monkey import get_original
-from gevent.threadpool import ThreadPool
 
 from .exceptions import ClientDisconnected
+from .pool import DEFAULT_THREADS as DEFAULT_THREADS
+from .pool import THREADPOOL_KEY as THREADPOOL_KEY
+from .pool import BlockingPool as BlockingPool
+from .pool import default_pool as default_pool
+from .pool import run_blocking as run_blocking
 from .transport import Transport
 
 T = TypeVar("T")
@@ -36,7 +39,23 @@ DRAIN_POLL = 0.005
 
 
 def call_in_loop(hub: Any, func: Callable[..., T], *args: Any) -> T:
-    """Run ``func(*args)`` in the loop's thread; return or raise its result."""
+    """Run ``func(*args)`` in the loop's thread; return or raise its result.
+
+    ``func`` runs as a loop callback, in the hub, where nothing may wait:
+    use :func:`call_in_greenlet` for ``func`` that may wait on I/O.
+    """
+    return _call(hub, func, args, spawn=False)
+
+
+def call_in_greenlet(hub: Any, func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` in a new greenlet of the loop's thread; return it.
+
+    For ``func`` that may wait on the loop (a socket read or write).
+    """
+    return _call(hub, func, args, spawn=True)
+
+
+def _call(hub: Any, func: Callable[..., T], args: tuple[Any, ...], spawn: bool) -> T:
     if hub is None:
         raise RuntimeError(
             "this writer belongs to an event loop in another thread and cannot"
@@ -54,7 +73,10 @@ def call_in_loop(hub: Any, func: Callable[..., T], *args: Any) -> T:
         finally:
             done.release()
 
-    hub.loop.run_callback_threadsafe(run)
+    if spawn:
+        hub.loop.run_callback_threadsafe(gevent.spawn_raw, run)
+    else:
+        hub.loop.run_callback_threadsafe(run)
     done.acquire()
     ok, value = outcome[0]
     if ok:
@@ -104,123 +126,3 @@ def _write_in_loop(transport: Transport, payload: bytes) -> None:
         transport.dropped = True  # the thread's next call raises
     finally:
         transport.applied += len(payload)
-
-
-#: The environ key of the :class:`BlockingPool` of the host.
-THREADPOOL_KEY = "gsse.threadpool"
-
-#: Threads per process when nobody says (``--threads``): gevent's own
-#: default. Pool threads mostly wait on I/O or the GIL; raise it for many
-#: concurrent blocking streams, lower it to cap CPU-bound work.
-DEFAULT_THREADS = 10
-
-#: The GIL switch interval once pool threads run, unless the program set
-#: its own. With CPU-bound pool threads the loop's thread waits up to one
-#: interval per GIL handoff, several per request: at Python's 5 ms a plain
-#: GET next to four busy threads queued for over a second at 100 requests/s;
-#: at 1 ms its p99 was about 50 ms, for ~8 % less CPU-bound throughput
-#: (bench/RESULTS.md, thread-pool bridge).
-SWITCH_INTERVAL = 0.001
-_PYTHON_SWITCH_INTERVAL = 0.005
-
-
-class BlockingPool:
-    """A bounded pool of real OS threads for code that blocks the loop.
-
-    Work is queued when every thread is busy: the caller's greenlet never
-    waits (:meth:`submit`) or waits alone (:meth:`apply`), the loop never
-    does. A full pool is logged once per burst, with how many wait.
-
-    :param size: the most threads at once.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, size: int = DEFAULT_THREADS) -> None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"threads must be an int of at least 1, got {size!r}")
-        self.size = size
-        self._pool: ThreadPool | None = None
-        #: Tasks handed to a thread or waiting for one.
-        self.pending = 0
-        self._warned = False
-
-    @property
-    def pool(self) -> ThreadPool:
-        # Created on first use, in the loop's thread, so the pool belongs to
-        # the hub that serves (gevent requires it) and idle servers hold none.
-        if self._pool is None:
-            if sys.getswitchinterval() == _PYTHON_SWITCH_INTERVAL:
-                sys.setswitchinterval(SWITCH_INTERVAL)
-            self._pool = ThreadPool(self.size)
-        return self._pool
-
-    @property
-    def waiting(self) -> int:
-        """Tasks queued because every thread is busy."""
-        return max(0, self.pending - self.size)
-
-    def _queued(self) -> None:
-        self.pending += 1
-        if self.pending > self.size and not self._warned:
-            self._warned = True
-            logger.warning(
-                "thread pool full: %d threads busy, %d task(s) waiting for one;"
-                " they run as threads free up (raise --threads if this persists)",
-                self.size,
-                self.waiting,
-            )
-
-    def _done(self, *_: Any) -> None:
-        self.pending -= 1
-        if self._warned and self.pending <= self.size:
-            self._warned = False
-            logger.info("thread pool has free threads again")
-
-    def apply(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func(*args)`` in a thread; the calling greenlet waits for it."""
-        self._queued()
-        try:
-            return self.pool.apply(func, args)  # type: ignore[no-any-return]
-        finally:
-            self._done()
-
-    def submit(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func(*args)`` in a thread; return at once, even when full."""
-        self._queued()
-        gevent.spawn_raw(self._run, func, args)
-
-    def _run(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            self.pool.spawn(func, *args).rawlink(self._done)
-        except BaseException:
-            self._done()
-            raise
-
-    def join(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for every task; return how many still run.
-
-        A thread cannot be stopped from outside: one still running is left
-        to finish on its own (pool threads never keep the process alive).
-        """
-        deadline = time.monotonic() + max(0.0, timeout)
-        while self.pending and time.monotonic() < deadline:
-            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        return self.pending
-
-
-_default_pool: BlockingPool | None = None
-
-
-def default_pool() -> BlockingPool:
-    """The pool of hosts that bring none (gunicorn, a plain pywsgi server)."""
-    global _default_pool
-    if _default_pool is None:
-        _default_pool = BlockingPool()
-    return _default_pool
-
-
-def run_blocking(environ: Any, func: Callable[..., Any], *args: Any) -> None:
-    """Run ``func(*args)`` in a real OS thread of the host's thread pool."""
-    pool = (environ or {}).get(THREADPOOL_KEY) or default_pool()
-    pool.submit(func, *args)

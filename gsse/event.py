@@ -142,7 +142,7 @@ class Event:
                 " set one before returning"
             )
         environ = self.request.environ
-        refusal = stream_refusal(environ)
+        refusal = stream_refusal(environ, self._body.blocking)
         if refusal is not None:
             return refusal
         self._body.environ = environ

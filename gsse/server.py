@@ -9,14 +9,14 @@ the connection's greenlet. Everything else is plain WSGI.
 
 Shutdown (SIGTERM, SIGINT): stop accepting, set ``writer.shutting_down``,
 wait up to ``graceful_timeout`` for streams to end, close the rest with
-correct HTTP framing, and return; a second SIGINT exits at once.
+correct HTTP framing, and return; a second SIGINT exits at once, and a
+loop blocked past the graceful timeout ends the process (:mod:`gsse.signals`).
 """
 
 from __future__ import annotations
 
 import _socket
 import logging
-import os
 import signal
 import socket
 import time
@@ -40,8 +40,11 @@ from .limits import LimitsMixin
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
+from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
+from .signals import ShutdownSignals
 from .stream import REGISTRY_KEY
 from .stream import SSEBody
+from .threaded import CONNECTION_KEY
 from .threaded import ThreadedHandlers
 from .watchdog import Watchdog
 
@@ -58,8 +61,6 @@ DEFAULT_GRACEFUL_TIMEOUT = 10.0
 DEFAULT_BACKLOG = 2048
 #: First body writes up to this size go out with the response head in one send.
 SMALL_FIRST_WRITE = 16 * 1024
-#: The exit status after a second SIGINT, as a shell reports an interrupt.
-EXIT_INTERRUPTED = 130
 
 
 class SSEHandler(LimitsMixin):
@@ -77,6 +78,12 @@ class SSEHandler(LimitsMixin):
         super().handle()
 
     _requests = 0
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        # For handlers="threads": skip the work of a client that hung up.
+        environ[CONNECTION_KEY] = self.socket
+        return environ
 
     def handle_one_request(self) -> Any:
         # A keep-alive client that sends its next request before this one's
@@ -170,6 +177,10 @@ class Server:
     :param threads: the size of the thread pool that runs ``blocking=True``
         callbacks (and handlers, with ``handlers="threads"``); ``None``:
         :data:`gsse.bridge.DEFAULT_THREADS`.
+    :param thread_queue: work that may wait for a pool thread before new
+        work gets ``503`` with ``Retry-After`` (``blocking=True`` streams
+        and ``handlers="threads"`` requests, refused before their response
+        starts); ``None``: 10 per thread. See :mod:`gsse.pool`.
     :param handlers: ``"greenlets"`` runs request handlers in the loop, as
         greenlets; ``"threads"`` runs them in the thread pool, for handlers
         that block without yielding (see :mod:`gsse.threaded`). Streams stay
@@ -200,6 +211,7 @@ class Server:
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
         threads: int | None = None,
+        thread_queue: int | None = None,
         handlers: str = "greenlets",
         backlog: int = DEFAULT_BACKLOG,
         **server_options: Any,
@@ -208,7 +220,11 @@ class Server:
             raise ValueError(
                 f"handlers must be one of {', '.join(HANDLER_MODES)}, got {handlers!r}"
             )
-        self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
+        self.pool = BlockingPool(
+            DEFAULT_THREADS if threads is None else threads,
+            max_queue=thread_queue,
+            retry_after=retry_after,
+        )
         self.handlers = handlers
         if handlers == "threads":
             app = ThreadedHandlers(app, self.pool)
@@ -252,7 +268,7 @@ class Server:
             self.watchdog = Watchdog(max_blocking_time)
         self._stopping: gevent.Greenlet | None = None
         self._stopped = GeventEvent()
-        self._signals: list[Any] = []
+        self._signals = ShutdownSignals(self._on_signal, self.graceful_timeout or 0.0)
 
     @property
     def host(self) -> str:
@@ -331,30 +347,22 @@ class Server:
         Call it from the main thread. :meth:`serve_forever` does this itself;
         call it earlier when something (a test, a supervisor) may signal as
         soon as the server is reachable. Calling it again changes nothing.
+        Both work even while a callback blocks the event loop: see
+        :mod:`gsse.signals`.
 
         .. versionadded:: 0.1
         """
-        if self._signals:
-            return
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            # gevent runs the handler in the loop, not inside whatever code
-            # the signal interrupted; it only spawns the shutdown.
-            self._signals.append(gevent.signal_handler(signum, self._on_signal, signum))
+        self._signals.graceful_timeout = self.graceful_timeout or 0.0
+        self._signals.install()
 
     def remove_signal_handlers(self) -> None:
         """Undo :meth:`install_signal_handlers`."""
-        for handler in self._signals:
-            handler.cancel()
-        self._signals.clear()
+        self._signals.remove()
 
     def _on_signal(self, signum: int) -> None:
+        # Runs in the loop (a second SIGINT never gets here: it exits at once).
         name = signal.Signals(signum).name
         if self._stopping is not None:
-            if signum == signal.SIGINT:
-                # The user asked twice: do not wait for streams or greenlets.
-                logger.warning("second %s: exiting at once", name)
-                logging.shutdown()
-                os._exit(EXIT_INTERRUPTED)
             logger.info("%s received: already shutting down", name)
             return
         logger.info(

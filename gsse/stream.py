@@ -33,12 +33,14 @@ import gevent
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
-from .bridge import run_blocking
 from .exceptions import ClientDisconnected
 from .headers import check_headers
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
 from .metrics import STATS
+from .pool import BUSY_BODY
+from .pool import pool_of
+from .pool import run_blocking
 from .registry import StreamRegistry
 from .registry import default_registry
 from .settings import ResolvedSettings
@@ -78,14 +80,27 @@ REQUEST_ENVIRON: ContextVar[WSGIEnvironment | None] = ContextVar(
 )
 
 
-def stream_refusal(environ: WSGIEnvironment | None) -> Response | None:
+def stream_refusal(
+    environ: WSGIEnvironment | None, blocking: bool = False
+) -> Response | None:
     """What to answer instead of a stream (before any header), or ``None``.
 
     A host that cannot carry streams gets a ``500`` saying what to run; the
-    middleware's limits may refuse with ``503``/``429``.
+    middleware's limits may refuse with ``503``/``429``; a ``blocking``
+    stream gets ``503`` while the thread pool's queue is full.
     """
     if not host_can_stream(environ):
         return unsupported_host_response(environ)
+    if blocking:
+        pool = pool_of(environ)
+        if pool.full:
+            pool.refuse()
+            return Response(
+                BUSY_BODY,
+                status=503,
+                mimetype="text/plain",
+                headers={"Retry-After": str(pool.retry_after)},
+            )
     if environ:
         checks: list[Admission] = environ.get(ADMISSION_KEY, ())
         for admission in checks:
@@ -170,7 +185,13 @@ class SSEBody:
 
     def _start(self, writer: SSEWriter) -> None:
         if self.blocking:
-            run_blocking(self.environ, run_callback, self.callback, writer)
+            run_blocking(
+                self.environ,
+                run_callback,
+                self.callback,
+                writer,
+                alive=lambda: not writer.closed,
+            )
         else:
             run_callback(self.callback, writer)
 
@@ -188,7 +209,13 @@ class SSEBody:
         registry.add(transport, self.environ)
         writer = SSEWriter(transport, registry, last_event_id)
         if self.blocking:
-            run_blocking(self.environ, run_callback, self.callback, writer)
+            run_blocking(
+                self.environ,
+                run_callback,
+                self.callback,
+                writer,
+                alive=lambda: not writer.closed,
+            )
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
 
@@ -284,7 +311,7 @@ def stream(
         encode_retry(retry)  # validate now, at the call site
     headers = check_headers(headers)
     environ = REQUEST_ENVIRON.get()
-    refusal = stream_refusal(environ)
+    refusal = stream_refusal(environ, blocking)
     if refusal is not None:
         return refusal
     body = SSEBody(

@@ -7,18 +7,20 @@ that visible:
 
 - a timer in the loop records a heartbeat every ``threshold / 4`` seconds;
 - a real OS thread (not a greenlet, so it runs while the loop is stuck)
-  checks the heartbeat and, once it is older than ``threshold``, captures
-  the stack of the loop's thread: the code that is blocking it;
-- when the loop runs again, the next heartbeat logs one warning with that
-  stack and how long the loop was blocked, and counts it in
-  :data:`gsse.metrics.STATS`.
+  checks the heartbeat and, once it is older than ``threshold``, logs one
+  warning with the stack of the loop's thread (the code that is blocking
+  it) and counts it in :data:`gsse.metrics.STATS`, while the loop is still
+  blocked: a loop that never runs again is still reported;
+- when the loop runs again, the next heartbeat logs how long it was blocked
+  (INFO) and adds that to ``loop_blocked_seconds``.
 
-Deliberate choice: the log record is written from the loop's thread once it
-is free, never from the watchdog thread, because logging handlers use
-gevent's (patched) locks, which must not be taken from a foreign thread.
-gevent's own ``monitor_thread`` does a similar check, but prints to stderr
-and must be configured before the hub starts; this one logs through
-:mod:`logging` and can be started by any :class:`~gsse.Server`.
+Deliberate choice: the warning is written from the watchdog thread. The
+handlers' locks are gevent's (patched) locks, which a foreign thread may
+take since gevent 20.12; a loop stuck forever is exactly the case that must
+be logged, and it would never log from its own thread. gevent's own
+``monitor_thread`` does a similar check, but prints to stderr and must be
+configured before the hub starts; this one logs through :mod:`logging` and
+can be started by any :class:`~gsse.Server`.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class Watchdog:
         self.threshold = value
         self.interval = max(value / 4, 0.005)
         self._beat = _monotonic()
-        #: (when the loop last ran, the blocking stack), set by the thread.
-        self._blocked: tuple[float, str] | None = None
+        #: When the loop last ran, set by the thread once it reported a stall.
+        self._blocked: float | None = None
         self._running = False
         self._timer: Any = None
         self._loop_thread = 0
@@ -100,17 +102,11 @@ class Watchdog:
         blocked, self._blocked = self._blocked, None
         last, self._beat = self._beat, now
         if blocked is not None:
-            since, stack = blocked
-            duration = now - since
-            STATS.loop_blocks += 1
+            duration = now - blocked
             STATS.loop_blocked_seconds += duration
-            logger.warning(
-                "the event loop was blocked for %.3f s (threshold %.3f s); every"
-                " stream stalled meanwhile. Blocking code (use gevent-friendly"
-                " calls, or set_stream_callback(cb, blocking=True)):\n%s",
+            logger.info(
+                "the event loop runs again after being blocked for %.3f s",
                 duration,
-                self.threshold,
-                stack,
                 extra={"blocked_seconds": duration},
             )
         elif now - last > self.threshold * 4:
@@ -118,14 +114,39 @@ class Watchdog:
             logger.debug("the event loop was late by %.3f s", now - last)
 
     def _watch(self) -> None:
-        """Runs in a real OS thread: capture the stack of a stuck loop."""
+        """Runs in a real OS thread: report a stuck loop while it is stuck."""
         while self._running:
             _real_sleep(self.interval)
             beat = self._beat
             if self._blocked is not None or _monotonic() - beat <= self.threshold:
                 continue
-            frame = sys._current_frames().get(self._loop_thread)
-            stack = "".join(traceback.format_stack(frame)) if frame else "(unknown)"
-            del frame
-            if self._beat == beat:  # still stuck since the same heartbeat
-                self._blocked = (beat, stack)
+            stack = self.loop_stack()
+            if self._beat != beat or not self._running:
+                continue  # the loop ran meanwhile: not stuck after all
+            self._blocked = beat
+            STATS.loop_blocks += 1
+            logger.warning(
+                "the event loop has been blocked for %.3f s (threshold %.3f s);"
+                " every stream stalls meanwhile. Blocking code (use"
+                " gevent-friendly calls, or set_stream_callback(cb,"
+                " blocking=True)):\n%s",
+                _monotonic() - beat,
+                self.threshold,
+                stack,
+                extra={"blocked_seconds": _monotonic() - beat},
+            )
+
+    def loop_stack(self) -> str:
+        """The current stack of the loop's thread, formatted (from any thread)."""
+        return thread_stack(self._loop_thread)
+
+
+def thread_stack(ident: int) -> str:
+    """The current stack of thread ``ident``, formatted, or ``(unknown)``."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return "(unknown)"
+    try:
+        return "".join(traceback.format_stack(frame))
+    finally:
+        del frame

@@ -121,7 +121,7 @@ def test_fifty_blocking_streams_share_a_pool_of_eight(
             time.sleep(0.1)
             writer.send_event(str(_thread_ident()))
 
-    caplog.set_level(logging.INFO, logger="gsse.bridge")
+    caplog.set_level(logging.INFO, logger="gsse.pool")
     server = serve(blocking_app(slow_one), threads=8)
     results: dict[int, str] = {}
 
