@@ -19,10 +19,13 @@ Two transports share one small interface (``write``, ``full``,
   response iterator, which the host writes with its own socket code.
 
 Both enforce the same limits: a writer waits while more than
-``buffer_size`` bytes are unsent, and a stream whose buffer stays full for
-``send_timeout`` seconds is aborted (the client can resume by replay).
-Producers that never wait (channel subscribers) are aborted at once past
-``OVERFLOW_FACTOR * buffer_size``.
+``buffer_size`` bytes are unsent, and a stream whose buffer stays full with
+no byte taken by the client for ``send_timeout`` seconds is aborted (the
+client can resume by replay): a slow client that keeps reading is never
+timed out. Producers that never wait (channel subscribers) are aborted at
+once past ``OVERFLOW_FACTOR * buffer_size`` plus the largest single write
+still buffered, so one event larger than the buffer never drops a client
+that is reading it.
 
 Everything here runs in the event loop's thread; other threads reach it
 through :mod:`gsse.bridge`.
@@ -76,6 +79,7 @@ class Transport:
         "wrote",
         "ping_at",
         "full_since",
+        "largest",
         "_hooks",
         "_drained",
         "stream_id",
@@ -96,8 +100,11 @@ class Transport:
         self.wrote = False
         #: The first keep-alive is due one full interval after the stream opens.
         self.ping_at = _monotonic() + self.ping
-        #: When the buffer last went over ``buffer_size`` (0.0: it is not).
+        #: When the buffer went over ``buffer_size``, or the client last took
+        #: bytes while it stayed over (0.0: it is not over).
         self.full_since = 0.0
+        #: The largest write since the buffer was last within ``buffer_size``.
+        self.largest = 0
         self._hooks: list[CloseHook] = []
         self._drained: GeventEvent | None = None
         #: For log records and metrics: a process-unique number, the path.
@@ -213,7 +220,7 @@ class Transport:
 
     def abort_if_overflowed(self) -> bool:
         """For producers that never wait (channel fan-out): drop a lagging client."""
-        if self.pending <= OVERFLOW_FACTOR * self.buffer_size:
+        if self.pending <= OVERFLOW_FACTOR * self.buffer_size + self.largest:
             return False
         logger.info(
             "stream %d %s: closing, its client reads too slowly (%d bytes unsent)",
@@ -227,7 +234,10 @@ class Transport:
 
     def _note_drained(self) -> None:
         """Book-keeping after the buffer shrank."""
-        if self.full_since and self.pending <= self.buffer_size:
+        if self.pending > self.buffer_size:
+            return
+        self.largest = 0
+        if self.full_since:
             self.full_since = 0.0
             if self._drained is not None:
                 self._drained.set()
@@ -347,6 +357,8 @@ class SocketTransport(Transport):
             self._corked = True
             self._cork.add(self)
         buffer += data
+        if len(data) > self.largest:
+            self.largest = len(data)
         if self._corked and len(buffer) > CORK_BYTES:
             self._uncork()
         elif len(buffer) > self.buffer_size:
@@ -392,6 +404,8 @@ class SocketTransport(Transport):
 
     def _on_writable(self) -> None:
         if self._flush():
+            if self.full_since:
+                self.full_since = _monotonic()  # the client took bytes: progress
             return
         self._writer.stop()
         if self.closed:
@@ -471,6 +485,8 @@ class QueueTransport(Transport):
         STATS.bytes += len(payload)
         self._queue.append(payload)
         self._size += len(payload)
+        if len(payload) > self.largest:
+            self.largest = len(payload)
         self._ready.set()
         if self._size > self.buffer_size:
             self._note_buffered()
@@ -490,7 +506,15 @@ class QueueTransport(Transport):
                 queue.clear()
                 self._size = 0
                 self._note_drained()
-                yield data
+                step = self.buffer_size
+                if len(data) <= step:
+                    yield data
+                    continue
+                # In pieces, so each piece the host sends counts as progress.
+                for start in range(0, len(data), step):
+                    yield data[start : start + step]
+                    if self.full_since:
+                        self.full_since = _monotonic()
             elif self.closed:
                 return
             else:
