@@ -52,6 +52,10 @@ DEFAULT_HISTORY_IDLE_TTL = 3600.0
 #: What an event kept in history costs beyond its encoded bytes (the
 #: Frame, its key and id, the deque slot), counted in ``max_history_bytes``.
 FRAME_OVERHEAD = 250
+#: What a channel with history costs beyond its name and events (its deque,
+#: subscriber set, dict entries), counted in ``max_history_bytes`` too; both
+#: measured with tracemalloc on CPython 3.11.
+CHANNEL_OVERHEAD = 1300
 
 _monotonic = time.monotonic
 
@@ -104,8 +108,10 @@ class MemoryBroker(Broker):
 
     :param history: events each channel keeps.
     :param max_history_events: events kept across all channels.
-    :param max_history_bytes: bytes of history across all channels (each
-        event counts its encoded size plus ``FRAME_OVERHEAD``).
+    :param max_history_bytes: bytes of history across all channels: each
+        event counts its encoded size plus ``FRAME_OVERHEAD``, each channel
+        with history ``CHANNEL_OVERHEAD`` plus its name, close to the memory
+        they take.
     :param history_idle_ttl: seconds after its last publish that a channel's
         history is dropped (``0``: kept until trimmed).
 
@@ -194,8 +200,11 @@ class MemoryBroker(Broker):
         channel.published = now
         self._events += 1
         self._bytes += _size(frame)
-        self._recent[name] = channel
-        self._recent.move_to_end(name)
+        if name in self._recent:
+            self._recent.move_to_end(name)
+        else:
+            self._recent[name] = channel
+            self._bytes += CHANNEL_OVERHEAD + len(name)
         if channel.subscribers:
             fan_out(channel.subscribers, frame)
             # Kept once, without the copy carrying its id (rebuilt on replay).
@@ -237,6 +246,7 @@ class MemoryBroker(Broker):
 
     def _emptied(self, channel: _Channel) -> None:
         del self._recent[channel.name]
+        self._bytes -= CHANNEL_OVERHEAD + len(channel.name)
         if not channel.subscribers:
             self._channels.pop(channel.name, None)
 
