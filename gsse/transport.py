@@ -34,8 +34,11 @@ through :mod:`gsse.bridge`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import logging
+import struct
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -174,6 +177,8 @@ class Transport:
             waited = _monotonic() - self.full_since
             remaining = self.send_timeout - waited
             if self.send_timeout and remaining <= 0:
+                if self._kernel_sent():
+                    continue
                 self._send_timed_out()
                 break
             if self._drained is None:
@@ -186,7 +191,7 @@ class Transport:
     def tick(self, now: float) -> None:
         """Periodic duties: send-timeout enforcement and keep-alive pings."""
         if self.full_since and self.send_timeout:
-            if now - self.full_since > self.send_timeout:
+            if now - self.full_since > self.send_timeout and not self._kernel_sent():
                 self._send_timed_out()
             return
         if self.ping <= 0:
@@ -217,6 +222,16 @@ class Transport:
         """Book-keeping after bytes were left in the buffer."""
         if not self.full_since and self.pending > self.buffer_size:
             self.full_since = _monotonic()
+            self._kernel_sent()
+
+    def _kernel_sent(self) -> bool:
+        """Whether the client took bytes the kernel held since last asked.
+
+        The kernel's send buffer (megabytes on loopback) may hide a client
+        that reads slowly but steadily: the socket turns writable only once
+        much of it has gone. If so, this counts as progress now.
+        """
+        return False
 
     def abort_if_overflowed(self) -> bool:
         """For producers that never wait (channel fan-out): drop a lagging client."""
@@ -316,6 +331,7 @@ class SocketTransport(Transport):
         "_timer",
         "_cork",
         "_corked",
+        "_queued",
     )
 
     def __init__(self, sock: Any, chunked: bool, settings: ResolvedSettings) -> None:
@@ -334,6 +350,8 @@ class SocketTransport(Transport):
         self._cork = _cork_of(loop)
         #: Waiting for the cork's flush (the buffer then holds unsent writes).
         self._corked = False
+        #: Bytes in the kernel's send queue when last asked (-1: unknown).
+        self._queued = -1
         self._reader.start(self._on_readable)
 
     @property
@@ -402,10 +420,23 @@ class SocketTransport(Transport):
         del self._buffer[:sent]
         return bool(self._buffer)
 
+    def _kernel_sent(self) -> bool:
+        try:
+            reply = fcntl.ioctl(self._raw.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+        except (OSError, ValueError):
+            return False  # not Linux-like, or the socket is gone
+        queued = struct.unpack("i", reply)[0]
+        before, self._queued = self._queued, queued
+        if 0 <= queued < before:
+            self.full_since = _monotonic()
+            return True
+        return False
+
     def _on_writable(self) -> None:
         if self._flush():
             if self.full_since:
                 self.full_since = _monotonic()  # the client took bytes: progress
+                self._kernel_sent()
             return
         self._writer.stop()
         if self.closed:

@@ -23,6 +23,7 @@ from gsse.brokers.memory import MemoryBroker
 from gsse.wire import EventStreamDecoder
 from tests.apps.broker_app import make_app
 from tests.helpers import RawStream
+from tests.helpers import StreamClosed
 from tests.helpers import http_get
 from tests.helpers import wait_until
 
@@ -92,7 +93,7 @@ class SlowStream(RawStream):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("no data from the server in time")
-        gevent.sleep(0.01)
+        gevent.sleep(0.03)
         self.sock.settimeout(remaining)
         try:
             return self.sock.recv(32768)
@@ -100,16 +101,18 @@ class SlowStream(RawStream):
             return b""
 
 
+@pytest.mark.slow
 def test_a_slow_reader_gets_an_event_larger_than_its_buffer_whole(
     serve: Serve,
 ) -> None:
     """A client slowly reading an event 128x its buffer stays; a stuck one goes."""
     broker = gsse.Broker.from_url("memory://", max_event_size=16 << 20)
     # Default 64 KiB buffer (1 MiB of fan-out overflow); send_timeout shorter
-    # than the read takes, so only time *without progress* may count. The
+    # than the read takes (at least 4 s for the 4+ MiB the server's buffer
+    # holds), so only time *without progress* may count. The
     # event is 8 MiB, as in the report: loopback kernel buffers take up to
     # 4 MiB of it, the server's buffer holds the rest.
-    port = serve(make_app(broker), send_timeout=1.0).port
+    port = serve(make_app(broker), send_timeout=2.0).port
     big = "b" * (8 << 20)
     before = gsse.metrics.STATS.disconnects.get("overflow", 0)
     with SlowStream(port, sub_path("big")) as stream:
@@ -117,7 +120,11 @@ def test_a_slow_reader_gets_an_event_larger_than_its_buffer_whole(
         assert wait_until(lambda: _subscribers(broker, "big") == 1, timeout=5)
         first = broker.publish("big", big)
         after = broker.publish("big", "small")
-        messages = stream.events(2, timeout=40)
+        transport = next(iter(broker._channels["big"].subscribers)).transport
+        try:
+            messages = stream.events(2, timeout=50)
+        except StreamClosed:
+            pytest.fail(f"the reading client was dropped: {transport.close_reason}")
         assert [(m.id, len(m.data)) for m in messages] == [
             (first, len(big)),
             (after, 5),
@@ -137,7 +144,7 @@ def test_a_slow_reader_gets_an_event_larger_than_its_buffer_whole(
         sock.sendall(f"GET {sub_path('stuck')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert wait_until(lambda: _subscribers(broker, "stuck") == 1, timeout=5)
         broker.publish("stuck", big)
-        for _ in range(2000):
+        for _ in range(5000):
             if _subscribers(broker, "stuck") == 0:
                 break
             broker.publish("stuck", "x" * 4000)

@@ -265,6 +265,9 @@ class MemoryBroker(Broker):
             channel.subscribers.add(subscription)
         transport.on_close(lambda _: self._unsubscribe(subscription))
         subscription.start(last_event_id, requested, states)
+        for state in states:
+            for frame in state.frames or ():
+                frame._single = None  # history keeps one copy (see _publish)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         for name in subscription.channels:
