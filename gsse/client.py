@@ -297,13 +297,15 @@ class EventSource:
         return delay * (1 + random.uniform(0, JITTER)) / 1000
 
     def _connect_once(self) -> Iterator[Message]:
-        headers = {
+        headers: dict[str, str | bytes] = {
             "Accept": "text/event-stream",
             "Cache-Control": "no-cache",
             **self.headers,
         }
         if self.last_event_id:
-            headers["Last-Event-ID"] = self.last_event_id
+            # UTF-8, as browsers send it (http.client would encode latin-1,
+            # and fail on most non-ASCII ids).
+            headers["Last-Event-ID"] = self.last_event_id.encode("utf-8")
         response = self.session.get(
             self.url, headers=headers, stream=True, timeout=self.timeout
         )

@@ -21,6 +21,7 @@ from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
 from .stream import StreamCallback
+from .stream import header_text
 from .stream import stream_refusal
 from .wire import encode_retry
 
@@ -52,8 +53,8 @@ class Event:
 
     @property
     def last_event_id(self) -> str | None:
-        """The ``Last-Event-ID`` request header, or ``None``."""
-        return self.request.headers.get("Last-Event-ID")
+        """The ``Last-Event-ID`` request header (decoded as UTF-8), or ``None``."""
+        return header_text(self.request.headers.get("Last-Event-ID"))
 
     @property
     def started(self) -> bool:
@@ -124,6 +125,10 @@ class Event:
 
         A client that reconnects with ``Last-Event-ID`` first gets what it
         missed. See :class:`gsse.Broker`.
+
+        :raises gsse.brokers.frames.ChannelRefused: a bad or missing channel
+            name, or too many channels: a ``ValueError`` or ``TypeError``
+            that is also a werkzeug ``BadRequest``, so the client gets ``400``.
         """
         self.set_stream_callback(broker.subscriber(*channels))
 

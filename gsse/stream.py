@@ -80,6 +80,21 @@ REQUEST_ENVIRON: ContextVar[WSGIEnvironment | None] = ContextVar(
 )
 
 
+def header_text(value: str | None) -> str | None:
+    """A request header as the text the client meant: UTF-8, as browsers send.
+
+    WSGI hands header bytes over decoded as latin-1 (PEP 3333), so an
+    ``é`` arrives as ``Ã©``; the bytes are decoded again as UTF-8. A value
+    that is not UTF-8 stays as the host gave it.
+    """
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def stream_refusal(
     environ: WSGIEnvironment | None, blocking: bool = False
 ) -> Response | None:
@@ -176,7 +191,7 @@ class SSEBody:
         if registry is None:
             registry = default_registry()
         settings = self.settings.over(StreamSettings.from_environ(environ)).resolved()
-        return registry, settings, environ.get("HTTP_LAST_EVENT_ID")
+        return registry, settings, header_text(environ.get("HTTP_LAST_EVENT_ID"))
 
     def _open(self, transport: Transport) -> SSEWriter:
         registry, _, last_event_id = self._context()

@@ -19,10 +19,13 @@ Two transports share one small interface (``write``, ``full``,
   response iterator, which the host writes with its own socket code.
 
 Both enforce the same limits: a writer waits while more than
-``buffer_size`` bytes are unsent, and a stream whose buffer stays full for
-``send_timeout`` seconds is aborted (the client can resume by replay).
-Producers that never wait (channel subscribers) are aborted at once past
-``OVERFLOW_FACTOR * buffer_size``.
+``buffer_size`` bytes are unsent, and a stream whose buffer stays full with
+no byte taken by the client for ``send_timeout`` seconds is aborted (the
+client can resume by replay): a slow client that keeps reading is never
+timed out. Producers that never wait (channel subscribers) are aborted at
+once past ``OVERFLOW_FACTOR * buffer_size`` plus the largest single write
+still buffered, so one event larger than the buffer never drops a client
+that is reading it.
 
 Everything here runs in the event loop's thread; other threads reach it
 through :mod:`gsse.bridge`.
@@ -31,8 +34,11 @@ through :mod:`gsse.bridge`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import logging
+import struct
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +82,7 @@ class Transport:
         "wrote",
         "ping_at",
         "full_since",
+        "largest",
         "_hooks",
         "_drained",
         "stream_id",
@@ -96,8 +103,11 @@ class Transport:
         self.wrote = False
         #: The first keep-alive is due one full interval after the stream opens.
         self.ping_at = _monotonic() + self.ping
-        #: When the buffer last went over ``buffer_size`` (0.0: it is not).
+        #: When the buffer went over ``buffer_size``, or the client last took
+        #: bytes while it stayed over (0.0: it is not over).
         self.full_since = 0.0
+        #: The largest write since the buffer was last within ``buffer_size``.
+        self.largest = 0
         self._hooks: list[CloseHook] = []
         self._drained: GeventEvent | None = None
         #: For log records and metrics: a process-unique number, the path.
@@ -167,6 +177,8 @@ class Transport:
             waited = _monotonic() - self.full_since
             remaining = self.send_timeout - waited
             if self.send_timeout and remaining <= 0:
+                if self._kernel_sent():
+                    continue
                 self._send_timed_out()
                 break
             if self._drained is None:
@@ -179,7 +191,7 @@ class Transport:
     def tick(self, now: float) -> None:
         """Periodic duties: send-timeout enforcement and keep-alive pings."""
         if self.full_since and self.send_timeout:
-            if now - self.full_since > self.send_timeout:
+            if now - self.full_since > self.send_timeout and not self._kernel_sent():
                 self._send_timed_out()
             return
         if self.ping <= 0:
@@ -210,10 +222,20 @@ class Transport:
         """Book-keeping after bytes were left in the buffer."""
         if not self.full_since and self.pending > self.buffer_size:
             self.full_since = _monotonic()
+            self._kernel_sent()
+
+    def _kernel_sent(self) -> bool:
+        """Whether the client took bytes the kernel held since last asked.
+
+        The kernel's send buffer (megabytes on loopback) may hide a client
+        that reads slowly but steadily: the socket turns writable only once
+        much of it has gone. If so, this counts as progress now.
+        """
+        return False
 
     def abort_if_overflowed(self) -> bool:
         """For producers that never wait (channel fan-out): drop a lagging client."""
-        if self.pending <= OVERFLOW_FACTOR * self.buffer_size:
+        if self.pending <= OVERFLOW_FACTOR * self.buffer_size + self.largest:
             return False
         logger.info(
             "stream %d %s: closing, its client reads too slowly (%d bytes unsent)",
@@ -227,7 +249,10 @@ class Transport:
 
     def _note_drained(self) -> None:
         """Book-keeping after the buffer shrank."""
-        if self.full_since and self.pending <= self.buffer_size:
+        if self.pending > self.buffer_size:
+            return
+        self.largest = 0
+        if self.full_since:
             self.full_since = 0.0
             if self._drained is not None:
                 self._drained.set()
@@ -306,6 +331,7 @@ class SocketTransport(Transport):
         "_timer",
         "_cork",
         "_corked",
+        "_queued",
     )
 
     def __init__(self, sock: Any, chunked: bool, settings: ResolvedSettings) -> None:
@@ -324,6 +350,8 @@ class SocketTransport(Transport):
         self._cork = _cork_of(loop)
         #: Waiting for the cork's flush (the buffer then holds unsent writes).
         self._corked = False
+        #: Bytes in the kernel's send queue when last asked (-1: unknown).
+        self._queued = -1
         self._reader.start(self._on_readable)
 
     @property
@@ -347,6 +375,8 @@ class SocketTransport(Transport):
             self._corked = True
             self._cork.add(self)
         buffer += data
+        if len(data) > self.largest:
+            self.largest = len(data)
         if self._corked and len(buffer) > CORK_BYTES:
             self._uncork()
         elif len(buffer) > self.buffer_size:
@@ -390,8 +420,23 @@ class SocketTransport(Transport):
         del self._buffer[:sent]
         return bool(self._buffer)
 
+    def _kernel_sent(self) -> bool:
+        try:
+            reply = fcntl.ioctl(self._raw.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+        except (OSError, ValueError):
+            return False  # not Linux-like, or the socket is gone
+        queued = struct.unpack("i", reply)[0]
+        before, self._queued = self._queued, queued
+        if 0 <= queued < before:
+            self.full_since = _monotonic()
+            return True
+        return False
+
     def _on_writable(self) -> None:
         if self._flush():
+            if self.full_since:
+                self.full_since = _monotonic()  # the client took bytes: progress
+                self._kernel_sent()
             return
         self._writer.stop()
         if self.closed:
@@ -471,6 +516,8 @@ class QueueTransport(Transport):
         STATS.bytes += len(payload)
         self._queue.append(payload)
         self._size += len(payload)
+        if len(payload) > self.largest:
+            self.largest = len(payload)
         self._ready.set()
         if self._size > self.buffer_size:
             self._note_buffered()
@@ -490,7 +537,15 @@ class QueueTransport(Transport):
                 queue.clear()
                 self._size = 0
                 self._note_drained()
-                yield data
+                step = self.buffer_size
+                if len(data) <= step:
+                    yield data
+                    continue
+                # In pieces, so each piece the host sends counts as progress.
+                for start in range(0, len(data), step):
+                    yield data[start : start + step]
+                    if self.full_since:
+                        self.full_since = _monotonic()
             elif self.closed:
                 return
             else:

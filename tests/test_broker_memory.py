@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 
@@ -129,12 +131,17 @@ def test_reset_on_an_empty_channel_resumes_from_its_start(
     port: int, broker: gsse.Broker
 ) -> None:
     """A reset's id is a position too: resuming from it misses nothing."""
-    with RawStream(port, sub_path("e"), headers={"Last-Event-ID": "x"}) as stream:
-        reset = stream.events(1, timeout=10)[0]
-    first = broker.publish("e", "first")
-    headers = {"Last-Event-ID": reset.id}
-    with RawStream(port, sub_path("e"), headers=headers) as stream:
-        message = stream.events(1, timeout=10)[0]
+    # Another subscriber keeps the empty channel (and its position) alive: a
+    # channel with neither history nor subscribers is forgotten.
+    with RawStream(port, sub_path("e")) as keeper:
+        assert keeper.status == 200
+        headers = {"Last-Event-ID": "x"}
+        with RawStream(port, sub_path("e"), headers=headers) as stream:
+            reset = stream.events(1, timeout=10)[0]
+        first = broker.publish("e", "first")
+        headers = {"Last-Event-ID": reset.id}
+        with RawStream(port, sub_path("e"), headers=headers) as stream:
+            message = stream.events(1, timeout=10)[0]
     assert (message.data, message.id) == ("first", first)
 
 
@@ -379,3 +386,114 @@ def test_closed_streams_leave_nothing_behind(port: int, broker: gsse.Broker) -> 
             assert wait_until(lambda: _subscribers(broker, "other") == 1, timeout=5)
         assert wait_until(lambda: _subscribers(broker, "other") == 0, timeout=5)
     assert broker._channels == {}
+
+
+# -- bounds on memory:// history (issue 16, item 4) ------------------------------
+
+
+def test_many_random_channel_names_keep_history_bounded() -> None:
+    """40,000 publishes to random names keep events, bytes and channels bounded."""
+    broker = gsse.Broker.from_url(
+        "memory://?max_history_events=500&max_history_bytes=300000"
+    )
+    assert isinstance(broker, MemoryBroker)
+    names = [f"room-{random.getrandbits(64):x}" for _ in range(40_000)]
+    peak = {"events": 0, "bytes": 0, "channels": 0}
+    for i, name in enumerate(names):
+        broker.publish(name, {"n": i, "pad": "p" * random.randrange(0, 2000)})
+        stats = broker.stats()
+        for field in peak:
+            peak[field] = max(peak[field], stats[field])
+    assert peak["events"] <= 500
+    assert peak["bytes"] <= 300_000
+    assert peak["channels"] <= 500
+    stats = broker.stats()
+    assert stats["channels"] == stats["channels_with_history"] == len(broker._channels)
+    # The newest names kept their event; the oldest were forgotten entirely.
+    assert names[-1] in broker._channels and names[0] not in broker._channels
+
+
+def test_over_the_total_the_least_recently_published_channel_loses_first(
+    serve: Serve,
+) -> None:
+    """The total trims the idlest channel's oldest events, and resuming there resets."""
+    broker = gsse.Broker.from_url("memory://", max_history_events=6)
+    assert isinstance(broker, MemoryBroker)
+    quiet = [broker.publish("quiet", f"q{i}") for i in range(3)]
+    busy = [broker.publish("busy", f"b{i}") for i in range(5)]
+    # 8 events, 6 kept: "quiet" (published least recently) lost q0 and q1.
+    assert broker.stats()["events"] == 6
+    assert [f.key for f in broker._channels["quiet"].history] == [id_key(quiet[2])]
+    assert len(broker._channels["busy"].history) == 5
+    for _ in range(2):
+        busy.append(broker.publish("busy", "more"))
+    assert "quiet" not in broker._channels  # nothing left: forgotten entirely
+    stats = broker.stats()
+    assert (stats["channels"], stats["channels_with_history"]) == (1, 1)
+    assert stats["events"] == 6
+    server_port = serve(make_app(broker)).port
+    for lost in quiet:
+        headers = {"Last-Event-ID": lost}
+        with RawStream(server_port, sub_path("quiet"), headers=headers) as stream:
+            reset = stream.events(1, timeout=10)[0]
+        assert reset.event == "reset"
+        assert json.loads(reset.data)["last_event_id"] == lost
+    headers = {"Last-Event-ID": busy[1]}
+    with RawStream(server_port, sub_path("busy"), headers=headers) as stream:
+        replayed = stream.events(5, timeout=10)
+    assert [m.id for m in replayed] == busy[2:]
+
+
+def test_idle_channels_lose_their_history_after_the_ttl(serve: Serve) -> None:
+    """A channel idle for history_idle_ttl loses its history; resuming gets reset."""
+    broker = gsse.Broker.from_url("memory://", history_idle_ttl=1)
+    assert isinstance(broker, MemoryBroker)
+    broker.history_idle_ttl = 0.2  # keyword arguments take floats too
+    old = [broker.publish("idle", f"i{i}") for i in range(3)]
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("idle"), headers={"Last-Event-ID": old[0]}) as s:
+        assert [m.data for m in s.events(2, timeout=10)] == ["i1", "i2"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() - broker._channels["idle"].published <= 0.25:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    broker.publish("other", "x")  # any publish (or subscribe) expires idle history
+    assert "idle" not in broker._channels
+    assert broker.stats()["events"] == 1
+    for lost in old:
+        with RawStream(port, sub_path("idle"), headers={"Last-Event-ID": lost}) as s:
+            reset = s.events(1, timeout=10)[0]
+            assert reset.event == "reset"
+            new = broker.publish("idle", "after")
+            assert [m.id for m in s.events(1, timeout=10)] == [new]
+    with pytest.raises(ValueError, match="history_idle_ttl"):
+        gsse.Broker.from_url("memory://", history_idle_ttl=-1)
+    with pytest.raises(TypeError, match="redis"):
+        gsse.Broker.from_url("redis://127.0.0.1:1/0", max_history_events=5)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        gsse.Broker.from_url("memory://", max_histroy_events=5)
+
+
+def test_an_idle_channel_with_subscribers_keeps_its_position(serve: Serve) -> None:
+    """Expiry drops history but a subscribed channel's newest id still resumes."""
+    broker = gsse.Broker.from_url("memory://", history_idle_ttl=1)
+    assert isinstance(broker, MemoryBroker)
+    broker.history_idle_ttl = 0.2
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("kept")) as keeper:
+        assert keeper.status == 200
+        ids = [broker.publish("kept", f"k{i}") for i in range(3)]
+        assert [m.id for m in keeper.events(3, timeout=10)] == ids
+        deadline = time.monotonic() + 10
+        while time.monotonic() - broker._channels["kept"].published <= 0.25:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        broker.publish("other", "x")
+        assert not broker._channels["kept"].history
+        with RawStream(port, sub_path("kept"), headers={"Last-Event-ID": ids[-1]}) as s:
+            new = broker.publish("kept", "next")
+            assert [(m.event, m.id) for m in s.events(1, timeout=10)] == [
+                ("message", new)
+            ]
+        with RawStream(port, sub_path("kept"), headers={"Last-Event-ID": ids[0]}) as s:
+            assert s.events(1, timeout=10)[0].event == "reset"

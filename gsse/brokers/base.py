@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import gevent
 from gevent.monkey import get_original
@@ -22,7 +25,9 @@ from ..stream import StreamCallback
 from ..stream import stream as sse_stream
 from ..transport import Transport
 from ..writer import SSEWriter
+from .frames import check_channel
 from .frames import check_channels
+from .frames import encode_body
 
 #: The environment variable ``gsse run --broker`` sets.
 BROKER_ENV = "GSSE_BROKER"
@@ -35,6 +40,33 @@ _SCHEMES = {
 }
 
 
+#: The largest event ``publish`` accepts by default (its encoded bytes).
+DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
+
+#: The most channels one stream may follow by default.
+DEFAULT_MAX_CHANNELS = 100
+
+#: Broker options a URL's query may carry (``memory://?history=50``), each
+#: read as an int; gsse removes them before the URL reaches the backend.
+URL_OPTIONS = (
+    "history",
+    "max_event_size",
+    "max_channels",
+    "max_history_events",
+    "max_history_bytes",
+    "history_idle_ttl",
+)
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int of at least ``minimum``, else raise saying so."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return value
+
+
 def _check_history(history: Any) -> int:
     if isinstance(history, bool) or not isinstance(history, int):
         raise TypeError(
@@ -43,6 +75,26 @@ def _check_history(history: Any) -> int:
     if history < 1:
         raise ValueError(f"history must be at least 1 event, got {history!r}")
     return history
+
+
+def split_options(url: str) -> tuple[str, dict[str, int]]:
+    """The URL without gsse's query options, and those options as ints."""
+    parts = urlsplit(url)
+    options: dict[str, int] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in URL_OPTIONS:
+            rest.append((name, value))
+            continue
+        try:
+            options[name] = int(value)
+        except ValueError:
+            raise ValueError(
+                f"broker URL option {name}={value!r} must be an integer: {url!r}"
+            ) from None
+    if not options:
+        return url, options
+    return urlunsplit(parts._replace(query=urlencode(rest))), options
 
 
 #: The real thread id (monkey-patching makes ``threading.get_ident`` per greenlet).
@@ -67,23 +119,65 @@ class Broker:
     or ``return broker.stream(*channels)`` from any WSGI framework.
 
     :param history: how many recent events each channel keeps for replay.
+    :param max_event_size: the largest event :meth:`publish` accepts, in
+        encoded bytes.
+    :param max_channels: the most channels one stream may follow.
 
     .. versionadded:: 0.1
     """
 
-    def __init__(self, *, history: int = 1000) -> None:
+    max_event_size = DEFAULT_MAX_EVENT_SIZE
+    max_channels = DEFAULT_MAX_CHANNELS
+
+    def __init__(
+        self,
+        *,
+        history: int = 1000,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_channels: int = DEFAULT_MAX_CHANNELS,
+    ) -> None:
         self.history = _check_history(history)
+        self.set_limits(max_event_size=max_event_size, max_channels=max_channels)
+
+    def set_limits(
+        self, *, max_event_size: int | None = None, max_channels: int | None = None
+    ) -> None:
+        """Change the event size and channels-per-stream limits (``None``: keep)."""
+        if max_event_size is not None:
+            self.max_event_size = check_count("max_event_size", max_event_size)
+        if max_channels is not None:
+            self.max_channels = check_count("max_channels", max_channels)
 
     @classmethod
-    def from_url(cls, url: str | None = None, *, history: int = 1000) -> Broker:
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        history: int | None = None,
+        max_event_size: int | None = None,
+        max_channels: int | None = None,
+        **options: int,
+    ) -> Broker:
         """The broker a URL names.
+
+        Options may also be given in the URL's query, e.g.
+        ``memory://?history=100&max_history_bytes=10000000``; a keyword
+        argument wins over the URL.
 
         :param url: ``memory://`` (one process) or ``redis://host:port/db``
             (``rediss://`` and ``unix://`` too; many processes and machines).
             Without one, the ``GSSE_BROKER`` environment variable (which
             ``gsse run --broker`` sets), else ``memory://``.
-        :param history: events each channel keeps for replay.
-        :raises ValueError: an unknown URL scheme.
+        :param history: events each channel keeps for replay (default 1000).
+        :param max_event_size: the largest event ``publish`` accepts, in
+            encoded bytes (default 1 MiB).
+        :param max_channels: the most channels one stream may follow
+            (default 100); a stream asking for more gets ``400``.
+        :param options: ``memory://`` only: ``max_history_events``,
+            ``max_history_bytes`` and ``history_idle_ttl`` (see
+            :class:`~gsse.brokers.memory.MemoryBroker`).
+        :raises ValueError: an unknown URL scheme or a bad option.
+        :raises TypeError: an unknown option.
         :raises ImportError: ``redis://`` without the ``redis`` package
             (``pip install 'gsse[redis]'``).
         """
@@ -91,18 +185,40 @@ class Broker:
             url = os.environ.get(BROKER_ENV) or "memory://"
         if not isinstance(url, str):
             raise TypeError(f"the broker URL must be a str, got {url!r}")
+        url, merged = split_options(url)
+        given = {
+            "history": history,
+            "max_event_size": max_event_size,
+            "max_channels": max_channels,
+            **options,
+        }
+        merged.update({k: v for k, v in given.items() if v is not None})
         kind = _SCHEMES.get(urlsplit(url).scheme.lower())
+        limits = {
+            "max_event_size": merged.pop("max_event_size", None),
+            "max_channels": merged.pop("max_channels", None),
+        }
+        broker: Broker
         if kind == "memory":
             from .memory import MemoryBroker
 
-            return MemoryBroker(history=history)
-        if kind == "redis":
+            broker = MemoryBroker(**merged)
+        elif kind == "redis":
             from .redis import RedisBroker
 
-            return RedisBroker(url, history=history)
-        raise ValueError(
-            f"unknown broker URL {url!r}: use memory:// or redis://host:6379/0"
-        )
+            extra = sorted(set(merged) - {"history"})
+            if extra:
+                raise TypeError(
+                    f"redis:// brokers take no {', '.join(extra)} option: Redis"
+                    " bounds history per channel (history=) and by its maxmemory"
+                )
+            broker = RedisBroker(url, history=merged.get("history", 1000))
+        else:
+            raise ValueError(
+                f"unknown broker URL {url!r}: use memory:// or redis://host:6379/0"
+            )
+        broker.set_limits(**limits)
+        return broker
 
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
         """Send an event to every subscriber of ``channel``; keep it for replay.
@@ -111,11 +227,28 @@ class Broker:
         :param data: ``str``, ``bytes`` (UTF-8) or any JSON-serialisable value.
         :param event: the event type (``None``: the browser's ``message``).
         :returns: the event's id, which is also its id on the wire.
-        :raises ValueError: a bad channel name or event type, or no data.
+        :raises ValueError: a bad channel name or event type, no data, or an
+            event larger than ``max_event_size``.
         :raises TypeError: data that cannot be encoded.
         :raises gsse.BrokerUnavailable: the backend stayed unreachable.
         """
         raise NotImplementedError
+
+    def _encode(self, channel: str, data: Any, event: str | None) -> bytes:
+        """Check ``channel`` and encode the event once, within ``max_event_size``.
+
+        Every backend's ``publish`` starts here, so the limit holds for all.
+        """
+        check_channel(channel)
+        raw = encode_body(data, event)
+        if len(raw) > self.max_event_size:
+            raise ValueError(
+                f"the event for channel {channel!r} is {len(raw)} bytes encoded,"
+                f" over max_event_size={self.max_event_size}: publish a"
+                " reference (an id or URL) to large data, or raise max_event_size"
+                " in Broker.from_url()"
+            )
+        return raw
 
     def subscriber(self, *channels: str) -> StreamCallback:
         """A stream callback that streams ``channels`` to its writer.
@@ -123,10 +256,16 @@ class Broker:
         ``event.subscribe(broker, ...)`` uses it; call it yourself to send
         something first and then follow the channels.
 
-        :raises ValueError: a bad channel name.
-        :raises TypeError: no channel, or a name that is not a ``str``.
+        Channel names usually come from the request, so a bad or missing one
+        raises :class:`~gsse.brokers.frames.ChannelRefused` (a werkzeug
+        ``BadRequest``): gsse apps and Flask answer ``400``, with no traceback.
+
+        :raises ValueError: a bad channel name, a repeat, or more than
+            ``max_channels`` (also a ``400 Bad Request``).
+        :raises TypeError: no channel or ``None`` (also a ``400``), or a name
+            that is not a ``str``.
         """
-        names = check_channels(channels)
+        names = check_channels(channels, self.max_channels)
 
         def subscribe(writer: SSEWriter) -> None:
             hub, loop_thread = loop_of(writer)

@@ -25,6 +25,8 @@ import re
 import unicodedata
 from typing import Any
 
+from werkzeug.exceptions import BadRequest
+
 from ..wire import encode_event
 
 #: An event id as a comparable pair: (milliseconds, sequence).
@@ -75,14 +77,58 @@ def check_channel(channel: Any) -> str:
     return channel
 
 
-def check_channels(channels: tuple[str, ...]) -> tuple[str, ...]:
-    """Validate the channels of one stream: at least one, no repeats."""
+class ChannelRefused(BadRequest):
+    """A stream asked for channels it cannot have: the client's ``400``.
+
+    Channel names usually come from the request (a path or a query), so a bad
+    one is the client's mistake: frameworks answer an ``HTTPException`` with
+    its status, without a traceback or an ERROR log line. The subclasses are
+    also the ``ValueError`` or ``TypeError`` code already expects.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+class InvalidChannel(ChannelRefused, ValueError):
+    """An empty, too long or unprintable name, a repeat, or too many channels."""
+
+
+class MissingChannel(ChannelRefused, TypeError):
+    """No channel at all, or ``None`` (a parameter missing from the request)."""
+
+
+def check_channels(
+    channels: tuple[str, ...], max_channels: int | None = None
+) -> tuple[str, ...]:
+    """Validate the channels of one stream: at least one, no repeats.
+
+    :raises MissingChannel: no channel, or ``None`` for one.
+    :raises InvalidChannel: a bad name, a repeat, or more than ``max_channels``.
+    :raises TypeError: a name that is neither ``str`` nor ``None`` (a bug).
+    """
     if not channels:
-        raise TypeError("name at least one channel to subscribe to")
+        raise MissingChannel("name at least one channel to subscribe to")
+    if max_channels is not None and len(channels) > max_channels:
+        raise InvalidChannel(
+            f"a stream may follow at most {max_channels} channels"
+            f" (max_channels), got {len(channels)}"
+        )
     for channel in channels:
-        check_channel(channel)
+        if channel is None:
+            raise MissingChannel(
+                f"a channel name is missing (None) in {channels[:10]!r}"
+            )
+        try:
+            check_channel(channel)
+        except ValueError as exc:
+            raise InvalidChannel(str(exc)) from None
     if len(set(channels)) != len(channels):
-        raise ValueError(f"a channel is named twice: {channels!r}")
+        raise InvalidChannel(f"a channel is named twice: {channels[:20]!r}")
     return channels
 
 

@@ -59,6 +59,11 @@ local function le(x, y)
   return xa < ya or (xa == ya and xb <= yb)
 end
 if not (le(floor, ARGV[1]) and le(ARGV[1], last)) then return {last, false} end
+-- Only a position this channel issued resumes (not another channel's id).
+if ARGV[1] ~= floor and ARGV[1] ~= last and
+   #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+  return {last, false}
+end
 return {last, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
 """
 )

@@ -6,19 +6,34 @@ event cannot interleave: registering and reading history are one step.
 A publish from a thread-pool thread is handed to the loop (see
 :mod:`gsse.bridge`).
 
-History is exact: each channel keeps its last ``history`` events. A channel
-with neither subscribers nor history is forgotten.
+Deliberate choices:
+
+- History is exact per channel (its last ``history`` events) and bounded in
+  total: past ``max_history_events`` events or ``max_history_bytes`` bytes
+  across all channels, the channel published to least recently loses its
+  oldest events first, so a busy channel keeps its history while forgotten
+  ones shrink. A channel not published to for ``history_idle_ttl`` seconds
+  loses its history (checked at each publish and subscribe: memory only
+  grows by publishing). Lost history is never silent: resuming into it gets
+  the ``reset`` event.
+- A channel with neither subscribers nor history is forgotten entirely, so
+  any number of distinct channel names costs nothing once they are idle.
+- Ids are unique across the channels of a broker (one counter), and a
+  ``Last-Event-ID`` resumes only from an id the channel itself issued: an id
+  taken from another channel gets ``reset``.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections import deque
 from typing import Any
 
 from ..bridge import call_in_loop
 from ..writer import SSEWriter
 from .base import Broker
+from .base import check_count
 from .base import loop_of
 from .base import thread_ident
 from .base import transport_of
@@ -28,75 +43,217 @@ from .fanout import fan_out
 from .fanout import requested_positions
 from .frames import Frame
 from .frames import Key
-from .frames import check_channel
-from .frames import encode_body
+
+#: Defaults of the totals across channels, and of the idle time.
+DEFAULT_MAX_HISTORY_EVENTS = 100_000
+DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024
+DEFAULT_HISTORY_IDLE_TTL = 3600.0
+
+#: What an event kept in history costs beyond its encoded bytes (the
+#: Frame, its key and id, the deque slot), counted in ``max_history_bytes``.
+FRAME_OVERHEAD = 250
+#: What a channel with history costs beyond its name and events (its deque,
+#: subscriber set, dict entries), counted in ``max_history_bytes`` too; both
+#: measured with tracemalloc on CPython 3.11.
+CHANNEL_OVERHEAD = 1300
+
+_monotonic = time.monotonic
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Channel:
-    __slots__ = ("history", "floor", "last", "subscribers")
+def _size(frame: Frame) -> int:
+    return len(frame.raw) + FRAME_OVERHEAD
 
-    def __init__(self, history: int) -> None:
-        self.history: deque[Frame] = deque(maxlen=history)
-        #: Every event after this id is still in ``history``.
-        self.floor: Key = (_now_ms(), 0)
-        self.last: Key = self.floor
+
+class _Channel:
+    __slots__ = ("name", "history", "floor", "last", "subscribers", "published")
+
+    def __init__(self, name: str, floor: Key) -> None:
+        self.name = name
+        self.history: deque[Frame] = deque()
+        #: An id this channel issued (or its creation position, unique in the
+        #: broker); every event after it is still in ``history``.
+        self.floor = floor
+        self.last: Key = floor
         self.subscribers: set[Subscription] = set()
+        #: When it was last published to (monotonic seconds).
+        self.published = 0.0
 
     def state(self, after: Key | None) -> ChannelState:
+        """The channel's newest id and what came after ``after`` (if resumable).
+
+        ``after`` must be a position this channel issued: its floor, its
+        newest id, or an event still in history. Anything else (an id of
+        another channel, or one trimmed away) is not resumable.
+        """
         if after is None or not self.floor <= after <= self.last:
             return ChannelState(self.last, None)
-        return ChannelState(self.last, [f for f in self.history if f.key > after])
+        if after == self.last:
+            return ChannelState(self.last, [])
+        known = after == self.floor
+        frames = []
+        for frame in self.history:
+            if frame.key > after:
+                frames.append(frame)
+            elif frame.key == after:
+                known = True
+        return ChannelState(self.last, frames if known else None)
 
 
 class MemoryBroker(Broker):
     """A broker for one process; see :class:`gsse.Broker`.
 
+    :param history: events each channel keeps.
+    :param max_history_events: events kept across all channels.
+    :param max_history_bytes: bytes of history across all channels: each
+        event counts its encoded size plus ``FRAME_OVERHEAD``, each channel
+        with history ``CHANNEL_OVERHEAD`` plus its name, close to the memory
+        they take.
+    :param history_idle_ttl: seconds after its last publish that a channel's
+        history is dropped (``0``: kept until trimmed).
+
     .. versionadded:: 0.1
     """
 
-    def __init__(self, *, history: int = 1000) -> None:
-        super().__init__(history=history)
+    def __init__(
+        self,
+        *,
+        history: int = 1000,
+        max_history_events: int = DEFAULT_MAX_HISTORY_EVENTS,
+        max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES,
+        history_idle_ttl: float = DEFAULT_HISTORY_IDLE_TTL,
+        **limits: int,
+    ) -> None:
+        super().__init__(history=history, **limits)
+        self.max_history_events = check_count("max_history_events", max_history_events)
+        self.max_history_bytes = check_count("max_history_bytes", max_history_bytes)
+        if isinstance(history_idle_ttl, bool) or not isinstance(
+            history_idle_ttl, (int, float)
+        ):
+            raise TypeError(
+                "history_idle_ttl must be a number of seconds,"
+                f" got {history_idle_ttl!r}"
+            )
+        if not history_idle_ttl >= 0:
+            raise ValueError(
+                f"history_idle_ttl must be 0 (off) or more seconds,"
+                f" got {history_idle_ttl!r}"
+            )
+        self.history_idle_ttl = float(history_idle_ttl)
         self._channels: dict[str, _Channel] = {}
+        #: Channels with history, the least recently published first.
+        self._recent: OrderedDict[str, _Channel] = OrderedDict()
+        self._events = 0
+        self._bytes = 0
+        self._last_key: Key = (0, 0)
         self._hub: Any = None
         self._loop_thread: int | None = None
 
     def __repr__(self) -> str:
         return f"<MemoryBroker memory:// channels={len(self._channels)}>"
 
+    def stats(self) -> dict[str, int]:
+        """What the broker holds now: to watch its memory stay bounded.
+
+        ``channels`` (with history or subscribers), ``channels_with_history``,
+        ``events`` and ``bytes`` (history across channels, as
+        ``max_history_bytes`` counts them).
+        """
+        return {
+            "channels": len(self._channels),
+            "channels_with_history": len(self._recent),
+            "events": self._events,
+            "bytes": self._bytes,
+        }
+
+    def _next_key(self) -> Key:
+        """A new id, larger than every id this broker issued, in any channel."""
+        now, last = _now_ms(), self._last_key
+        key = (now, 0) if now > last[0] else (last[0], last[1] + 1)
+        self._last_key = key
+        return key
+
     def _channel(self, name: str) -> _Channel:
         channel = self._channels.get(name)
         if channel is None:
-            channel = self._channels[name] = _Channel(self.history)
+            channel = self._channels[name] = _Channel(name, self._next_key())
         return channel
 
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
-        check_channel(channel)
-        raw = encode_body(data, event)
+        raw = self._encode(channel, data, event)
         if self._hub is not None and thread_ident() != self._loop_thread:
             return call_in_loop(self._hub, self._publish, channel, raw)
         return self._publish(channel, raw)
 
     def _publish(self, name: str, raw: bytes) -> str:
+        now = _monotonic()
+        self._expire(now)
         channel = self._channel(name)
-        now, last = _now_ms(), channel.last
-        key = (now, 0) if now > last[0] else (last[0], last[1] + 1)
+        key = self._next_key()
         frame = Frame(name, key, raw)
         history = channel.history
-        if len(history) == history.maxlen:
-            channel.floor = history[0].key
         history.append(frame)
         channel.last = key
+        channel.published = now
+        self._events += 1
+        self._bytes += _size(frame)
+        if name in self._recent:
+            self._recent.move_to_end(name)
+        else:
+            self._recent[name] = channel
+            self._bytes += CHANNEL_OVERHEAD + len(name)
         if channel.subscribers:
             fan_out(channel.subscribers, frame)
+            # Kept once, without the copy carrying its id (rebuilt on replay).
+            frame._single = None
+        if len(history) > self.history:
+            self._trim(channel)
+        while (
+            self._events > self.max_history_events
+            or self._bytes > self.max_history_bytes
+        ):
+            self._trim(next(iter(self._recent.values())))
         return frame.id
+
+    def _trim(self, channel: _Channel) -> None:
+        """Drop ``channel``'s oldest event; resuming from it stays possible."""
+        frame = channel.history.popleft()
+        channel.floor = frame.key
+        self._events -= 1
+        self._bytes -= _size(frame)
+        if not channel.history:
+            self._emptied(channel)
+
+    def _expire(self, now: float) -> None:
+        """Drop the history of channels idle for ``history_idle_ttl`` seconds."""
+        if not self.history_idle_ttl:
+            return
+        deadline = now - self.history_idle_ttl
+        recent = self._recent
+        while recent:
+            channel = next(iter(recent.values()))
+            if channel.published > deadline:
+                return
+            history = channel.history
+            self._events -= len(history)
+            self._bytes -= sum(_size(frame) for frame in history)
+            history.clear()
+            channel.floor = channel.last
+            self._emptied(channel)
+
+    def _emptied(self, channel: _Channel) -> None:
+        del self._recent[channel.name]
+        self._bytes -= CHANNEL_OVERHEAD + len(channel.name)
+        if not channel.subscribers:
+            self._channels.pop(channel.name, None)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         if self._hub is None:
             self._hub, self._loop_thread = loop_of(writer)
+        self._expire(_monotonic())
         transport = transport_of(writer)
         subscription = Subscription(transport, channels)
         last_event_id = writer.last_event_id
@@ -108,6 +265,9 @@ class MemoryBroker(Broker):
             channel.subscribers.add(subscription)
         transport.on_close(lambda _: self._unsubscribe(subscription))
         subscription.start(last_event_id, requested, states)
+        for state in states:
+            for frame in state.frames or ():
+                frame._single = None  # history keeps one copy (see _publish)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         for name in subscription.channels:

@@ -59,8 +59,6 @@ from .fanout import fan_out
 from .fanout import requested_positions
 from .frames import Frame
 from .frames import Key
-from .frames import check_channel
-from .frames import encode_body
 from .frames import format_id
 from .frames import parse_id
 from .lua import PUBLISH
@@ -162,8 +160,7 @@ class RedisBroker(Broker):
 
     # -- publishing ----------------------------------------------------------
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
-        check_channel(channel)
-        raw = encode_body(data, event)
+        raw = self._encode(channel, data, event)
         token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
         keys = [*self._keys(channel), token]
         deadline = time.monotonic() + self.publish_timeout
