@@ -21,6 +21,8 @@ return; a callback that raises has its stream closed, and the error is logged.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -105,12 +107,60 @@ def _describe(callback: object) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
 
+def _is_async(func: object) -> bool:
+    """Whether calling ``func`` only makes a coroutine or async generator."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return True
+    if inspect.isroutine(func) or isinstance(func, type):
+        return False
+    # The class's __call__ (how a call resolves), not the instance's.
+    call = getattr(type(func), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
+def check_callback(callback: object, what: str = "the stream callback") -> None:
+    """Refuse what cannot run as a stream callback, saying what to write instead.
+
+    An ``async def`` callback would only make a coroutine that nothing awaits:
+    the client would get the headers and then nothing, forever.
+    """
+    if not callable(callback):
+        raise TypeError(f"{what} must be callable, got {callback!r}")
+    if _is_async(callback):
+        raise TypeError(
+            f"{what} {_describe(callback)!r} is async (async def); gsse runs it"
+            " as a plain function in a greenlet, where nothing would await it."
+            " Write it as a plain def: blocking calls (time.sleep, requests,"
+            " database drivers) are cooperative under gevent"
+        )
+
+
 def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
-    """Run a stream callback so that nothing it does can hurt other streams."""
+    """Run a stream callback so that nothing it does can hurt other streams.
+
+    Mistakes are told, not swallowed: a callback that sends after closing
+    its own stream, or drops its writer with the stream still open, gets a
+    warning naming it (see :meth:`SSEWriter.watch`).
+    """
+    writer.watch(_describe(callback))
     try:
         callback(writer)
     except ClientDisconnected as exc:
-        logger.debug("stream callback %s ended: %s", _describe(callback), exc)
+        if writer.closed_here:
+            context = writer.log_context
+            logger.warning(
+                "stream %s %s: callback %s sent after it closed the stream"
+                " with writer.close(); nothing was sent: %s",
+                context["stream_id"],
+                context["path"],
+                _describe(callback),
+                exc,
+                extra=context,
+            )
+        else:
+            logger.debug("stream callback %s ended: %s", _describe(callback), exc)
     except Exception:
         STATS.callback_errors += 1
         context = writer.log_context
@@ -143,6 +193,7 @@ class SSEBody:
         retry: int | None = None,
         settings: StreamSettings | None = None,
     ) -> None:
+        check_callback(callback)
         self.callback = callback
         self.blocking = blocking
         self.retry = retry
@@ -204,6 +255,7 @@ class SSEBody:
             self._start(writer)
         else:
             gevent.spawn(self._start, writer)
+        del writer  # the callback's to keep or drop (see SSEWriter.watch)
         try:
             yield from transport.drain()
         finally:
@@ -275,8 +327,7 @@ def stream(
 
     .. versionadded:: 0.1
     """
-    if not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
+    check_callback(callback)
     if retry is not None:
         encode_retry(retry)  # validate now, at the call site
     environ = REQUEST_ENVIRON.get()

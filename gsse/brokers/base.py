@@ -22,6 +22,7 @@ from ..stream import StreamCallback
 from ..stream import stream as sse_stream
 from ..transport import Transport
 from ..writer import SSEWriter
+from ..writer import hand_over
 from .frames import check_channels
 
 #: The environment variable ``gsse run --broker`` sets.
@@ -51,7 +52,7 @@ thread_ident = get_original("_thread", "get_ident")
 
 def transport_of(writer: SSEWriter) -> Transport:
     """The transport under ``writer``: brokers write to it without waiting."""
-    return writer._transport
+    return hand_over(writer)
 
 
 def loop_of(writer: SSEWriter) -> tuple[Any, int]:

@@ -1,0 +1,284 @@
+"""Mistakes in stream callbacks are refused or told, never swallowed.
+
+An ``async def`` callback is refused where it is given; a send after the
+callback's own ``close()`` raises and is logged; a writer dropped while its
+stream is open is closed with a warning that names the callback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import pytest
+from gevent.pywsgi import WSGIServer
+
+import gsse
+from gsse import App
+from gsse import ClientDisconnected
+from gsse import Event
+from gsse import Server
+from gsse import SSEWriter
+from gsse.brokers.memory import MemoryBroker
+from gsse.stream import SSEBody
+from tests.helpers import RawStream
+from tests.helpers import stream_app
+from tests.helpers import wait_until
+
+Serve = Callable[..., Server]
+
+
+async def async_callback(writer: SSEWriter) -> None:
+    writer.send_event("never")
+
+
+async def async_generator(writer: SSEWriter) -> AsyncIterator[None]:
+    yield None
+
+
+class AsyncCallable:
+    async def __call__(self, writer: SSEWriter) -> None:
+        writer.send_event("never")
+
+
+class WithAsyncMethod:
+    async def feed(self, writer: SSEWriter) -> None:
+        writer.send_event("never")
+
+
+ASYNC_CALLBACKS = {
+    "async def": async_callback,
+    "async generator": async_generator,
+    "partial of async def": functools.partial(async_callback),
+    "object with async __call__": AsyncCallable(),
+    "bound async method": WithAsyncMethod().feed,
+    "partial of async __call__": functools.partial(AsyncCallable()),
+}
+
+
+def _set_on_event(callback: Any) -> None:
+    event = Event(_request(), {})
+    event.start_sse()
+    event.set_stream_callback(callback)
+
+
+def _request() -> Any:
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    return Request(EnvironBuilder(path="/events").get_environ())
+
+
+ENTRY_POINTS: dict[str, Callable[[Any], object]] = {
+    "gsse.stream": gsse.stream,
+    "gsse.stream(blocking=True)": lambda cb: gsse.stream(cb, blocking=True),
+    "event.set_stream_callback": _set_on_event,
+    "SSEBody": SSEBody,
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=list(ENTRY_POINTS))
+@pytest.mark.parametrize("kind", ASYNC_CALLBACKS, ids=list(ASYNC_CALLBACKS))
+def test_async_callbacks_are_refused_where_given(kind: str, entry: str) -> None:
+    """Every entry point refuses every async callable, saying what to write."""
+    with pytest.raises(TypeError) as info:
+        ENTRY_POINTS[entry](ASYNC_CALLBACKS[kind])
+    message = str(info.value)
+    assert "async" in message and "plain def" in message
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [lambda w: w.close(), functools.partial(SSEWriter.close), SSEWriter.close],
+    ids=["lambda", "partial", "unbound method"],
+)
+def test_plain_callables_are_accepted(callback: Any) -> None:
+    """Plain functions, partials and methods are still accepted by every entry point."""
+    for entry in ENTRY_POINTS.values():
+        entry(callback)
+
+
+def test_an_async_callback_in_a_live_handler_is_a_500_not_a_hang(serve: Serve) -> None:
+    """A handler setting an async callback gets a 500, not `: ok` then nothing."""
+    server = serve(stream_app(async_callback))
+    with RawStream(server.port) as stream:
+        assert stream.status == 500
+
+
+def test_send_after_own_close_raises_and_is_logged(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send after the callback's own close() raises, and a warning names it."""
+    raised: list[BaseException] = []
+
+    def close_then_send(writer: SSEWriter) -> None:
+        writer.send_event("first")
+        writer.close()
+        try:
+            writer.send_event("lost")
+        except ClientDisconnected as exc:
+            raised.append(exc)
+            raise
+
+    server = serve(stream_app(close_then_send))
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            body = stream.read_to_end()
+        assert wait_until(lambda: "close_then_send" in caplog.text)
+    assert b"first" in body and b"lost" not in body
+    assert raised and "writer.close()" in str(raised[0])
+    assert "sent after it closed the stream" in caplog.text
+
+
+def test_send_after_own_close_raises_from_a_pool_thread(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With blocking=True, a send after close() raises too and is logged by name."""
+    raised: list[BaseException] = []
+
+    def threaded_close_then_send(writer: SSEWriter) -> None:
+        writer.close()
+        try:
+            writer.send_event("lost")
+        except ClientDisconnected as exc:
+            raised.append(exc)
+            raise
+
+    app = App()
+
+    @app.route("/events")
+    def events(event: Event) -> None:
+        event.start_sse()
+        event.set_stream_callback(threaded_close_then_send, blocking=True)
+
+    server = serve(app)
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            assert b"lost" not in stream.read_to_end()
+        assert wait_until(lambda: "threaded_close_then_send" in caplog.text)
+    assert raised
+
+
+def test_close_by_another_greenlet_is_not_reported_as_a_mistake(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop whose stream another greenlet closed ends quietly (no warning)."""
+    ended = gevent.event.Event()
+
+    def loop_until_kicked(writer: SSEWriter) -> None:
+        gevent.spawn_later(0.05, writer.close)
+        try:
+            while True:
+                writer.send_event("tick")
+                time.sleep(0.01)
+        finally:
+            ended.set()
+
+    server = serve(stream_app(loop_until_kicked))
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            stream.read_to_end()
+        assert ended.wait(5)
+    assert "loop_until_kicked" not in caplog.text
+
+
+def _returns_open(writer: SSEWriter) -> None:
+    writer.send_event("hello")
+
+
+def _returns_open_threaded(writer: SSEWriter) -> None:
+    writer.send_event("hello")
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["greenlet", "thread"])
+def test_a_dropped_open_writer_is_closed_with_a_warning(
+    serve: Serve, caplog: pytest.LogCaptureFixture, blocking: bool
+) -> None:
+    """A callback returning open, keeping no writer, ends its stream and is named."""
+    callback = _returns_open_threaded if blocking else _returns_open
+    app = App()
+
+    @app.route("/events")
+    def events(event: Event) -> None:
+        event.start_sse(ping=0)
+        event.set_stream_callback(callback, blocking=blocking)
+
+    server = serve(app)
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            body = stream.read_to_end(timeout=10)
+            assert stream.ended  # closed with correct framing, not cut
+        assert wait_until(lambda: callback.__qualname__ in caplog.text)
+    assert b"hello" in body
+    assert "returned without closing its stream" in caplog.text
+
+
+def test_a_dropped_open_writer_is_closed_under_the_middleware(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Under SSEMiddleware on plain pywsgi, a dropped writer ends its stream too."""
+    from flask import Flask
+
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/events")
+    def events() -> Any:
+        return gsse.stream(_returns_open, ping=0)
+
+    server = WSGIServer(("127.0.0.1", 0), gsse.SSEMiddleware(flask_app), log=None)
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gsse"):
+            with RawStream(server.server_port) as stream:
+                body = stream.read_to_end(timeout=10)
+                assert stream.ended
+            assert wait_until(lambda: "_returns_open" in caplog.text)
+        assert b"hello" in body
+    finally:
+        server.stop(timeout=1)
+
+
+def test_a_writer_handed_to_other_code_stays_open(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that hands its writer on and returns leaves the stream open."""
+    listeners: list[SSEWriter] = []
+
+    def register(writer: SSEWriter) -> None:
+        listeners.append(writer)
+
+    server = serve(stream_app(register, ping=0))
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            assert wait_until(lambda: len(listeners) == 1)
+            gevent.sleep(0.2)
+            listeners[0].send_event("later")
+            listeners[0].close()
+            assert b"later" in stream.read_to_end()
+    assert "returned without closing" not in caplog.text
+
+
+def test_a_channel_subscription_is_not_a_dropped_writer(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker subscription, whose callback returns at once, stays open and quiet."""
+    broker = MemoryBroker()
+    app = App()
+
+    @app.route("/events")
+    def events(event: Event) -> None:
+        event.start_sse(ping=0)
+        event.subscribe(broker, "news")
+
+    server = serve(app)
+    with caplog.at_level(logging.WARNING, logger="gsse"):
+        with RawStream(server.port) as stream:
+            gevent.sleep(0.2)
+            assert wait_until(lambda: broker.publish("news", "hi") and True)
+            assert b"hi" in stream.read_until(b"data: hi")
+    assert "returned without closing" not in caplog.text
