@@ -42,6 +42,7 @@ from .settings import StreamSettings
 from .settings import check_seconds
 from .stream import REGISTRY_KEY
 from .stream import SSEBody
+from .stream import sse_body_of
 from .threaded import ThreadedHandlers
 from .watchdog import Watchdog
 
@@ -111,8 +112,8 @@ class SSEHandler(LimitsMixin):
             super().log_request()
 
     def process_result(self) -> None:
-        body = self.result
-        if isinstance(body, SSEBody) and not self.headers_sent:
+        body = sse_body_of(self.result)
+        if body is not None and not self.headers_sent:
             self._stream(body)
         else:
             super().process_result()

@@ -327,6 +327,31 @@ def stream(
 
     .. versionadded:: 0.1
     """
+    prepared = prepare_stream(
+        callback,
+        retry=retry,
+        ping=ping,
+        send_timeout=send_timeout,
+        blocking=blocking,
+    )
+    if isinstance(prepared, Response):
+        return prepared
+    return SSEResponse(prepared, status=status, headers=headers)
+
+
+def prepare_stream(
+    callback: StreamCallback,
+    *,
+    retry: int | None = None,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+    blocking: bool = False,
+) -> SSEBody | Response:
+    """The body of a stream for this request, or the refusal to send instead.
+
+    What :func:`stream` and ``gsse.django.stream`` share: the checks at the
+    call site, the middleware's admission, the body bound to the request.
+    """
     check_callback(callback)
     if retry is not None:
         encode_retry(retry)  # validate now, at the call site
@@ -341,4 +366,17 @@ def stream(
         settings=StreamSettings(ping=ping, send_timeout=send_timeout),
     )
     body.environ = environ
-    return SSEResponse(body, status=status, headers=headers)
+    return body
+
+
+def sse_body_of(result: object) -> SSEBody | None:
+    """The :class:`SSEBody` a WSGI app returned, if it returned a stream.
+
+    Either the body itself (werkzeug and Flask responses) or a response
+    object that carries one as ``gsse_body`` (``gsse.django``'s response,
+    which Django's handler returns as the WSGI iterable).
+    """
+    if isinstance(result, SSEBody):
+        return result
+    body = getattr(result, "gsse_body", None)
+    return body if isinstance(body, SSEBody) else None
