@@ -142,6 +142,9 @@ def _django_response(refusal: Any) -> HttpResponse:
     for name in ("Retry-After",):
         if name in refusal.headers:
             response[name] = refusal.headers[name]
+    # gsse logged it (INFO for a limit): keep Django from logging a 503 as
+    # an ERROR of the server.
+    response._has_been_logged = True
     return response
 
 
@@ -155,7 +158,9 @@ def _unsupported_host(environ: WSGIEnvironment | None) -> HttpResponse:
         f" cannot carry one; {HOW_TO_RUN}. runserver serves every other view."
     )
     logger.error("%s", message)
-    return HttpResponse(message + "\n", status=500, content_type="text/plain")
+    response = HttpResponse(message + "\n", status=500, content_type="text/plain")
+    response._has_been_logged = True  # once is enough
+    return response
 
 
 def stream(
