@@ -38,6 +38,7 @@ def on_page_content(html: str, **kwargs: Any) -> str:
 GUIDES = [
     ("The writer", "writer.md"),
     ("Flask and any WSGI app", "flask.md"),
+    ("Django", "django.md"),
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
     ("The Python client", "client.md"),
