@@ -224,7 +224,7 @@ class SSEBody:
         else:
             run_callback(self.callback, writer)
 
-    def serve_socket(self, sock: Any, chunked: bool) -> None:
+    def serve_socket(self, sock: Any, chunked: bool) -> Transport:
         """The fast path: the headers are out; stream straight to ``sock``.
 
         Returns at once. The callback runs in a new greenlet whose stack
@@ -232,6 +232,7 @@ class SSEBody:
         ends, and with it pywsgi's handler, its read buffer and the request:
         an idle callback stream holds less than half the memory it did when
         the callback ran in the connection's greenlet (bench/RESULTS.md).
+        Returns the stream's transport (the access log waits for its end).
         """
         registry, settings, last_event_id = self._context()
         transport = SocketTransport(sock, chunked, settings)
@@ -241,6 +242,7 @@ class SSEBody:
             run_blocking(self.environ, run_callback, self.callback, writer)
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
+        return transport
 
     def __iter__(self) -> Iterator[bytes]:
         transport = QueueTransport(self._context()[1])

@@ -83,6 +83,7 @@ class Transport:
         "posted",
         "applied",
         "dropped",
+        "written",
         "__weakref__",
     )
 
@@ -109,6 +110,8 @@ class Transport:
         self.applied = 0
         #: A write posted from a thread found the stream closed.
         self.dropped = False
+        #: Bytes this stream wrote to its connection (framing included).
+        self.written = 0
         STATS.streams_opened += 1
 
     @property
@@ -347,6 +350,7 @@ class SocketTransport(Transport):
             self._corked = True
             self._cork.add(self)
         buffer += data
+        self.written += len(data)
         if self._corked and len(buffer) > CORK_BYTES:
             self._uncork()
         elif len(buffer) > self.buffer_size:
@@ -366,6 +370,8 @@ class SocketTransport(Transport):
     def close(self) -> None:
         if self.closed:
             return
+        if self.chunked:
+            self.written += len(_CHUNKED_END)  # counted before the close hooks
         self._mark_closed("closed by the server")
         if self.chunked:
             self._buffer += _CHUNKED_END
