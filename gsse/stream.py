@@ -21,8 +21,6 @@ return; a callback that raises has its stream closed, and the error is logged.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -36,10 +34,11 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from .bridge import run_blocking
-from .exceptions import ClientDisconnected
+from .callbacks import StreamCallback as StreamCallback
+from .callbacks import check_callback as check_callback
+from .callbacks import run_callback
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
-from .metrics import STATS
 from .registry import StreamRegistry
 from .registry import default_registry
 from .settings import ResolvedSettings
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-
-StreamCallback = Callable[[SSEWriter], Any]
 
 #: The first chunk when no ``retry`` is given: a comment no client shows.
 PREAMBLE = b": ok\n\n"
@@ -103,78 +100,27 @@ SSE_HEADERS = (
 )
 
 
-def _describe(callback: object) -> str:
-    return getattr(callback, "__qualname__", None) or repr(callback)
+_warned_no_middleware = False
 
 
-def _is_async(func: object) -> bool:
-    """Whether calling ``func`` only makes a coroutine or async generator."""
-    while isinstance(func, functools.partial):
-        func = func.func
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        return True
-    if inspect.isroutine(func) or isinstance(func, type):
-        return False
-    # The class's __call__ (how a call resolves), not the instance's.
-    call = getattr(type(func), "__call__", None)  # noqa: B004
-    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+def _warn_no_middleware(environ: WSGIEnvironment | None) -> None:
+    """Say once that a host without SSEMiddleware streams without its care.
 
-
-def check_callback(callback: object, what: str = "the stream callback") -> None:
-    """Refuse what cannot run as a stream callback, saying what to write instead.
-
-    An ``async def`` callback would only make a coroutine that nothing awaits:
-    the client would get the headers and then nothing, forever.
+    The stream works (the process-wide registry pings it), but nothing ends
+    it gracefully on SIGTERM and no stream limit applies: easy to miss
+    until a deploy cuts every stream.
     """
-    if not callable(callback):
-        raise TypeError(f"{what} must be callable, got {callback!r}")
-    if _is_async(callback):
-        raise TypeError(
-            f"{what} {_describe(callback)!r} is async (async def); gsse runs it"
-            " as a plain function in a greenlet, where nothing would await it."
-            " Write it as a plain def: blocking calls (time.sleep, requests,"
-            " database drivers) are cooperative under gevent"
-        )
-
-
-def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
-    """Run a stream callback so that nothing it does can hurt other streams.
-
-    Mistakes are told, not swallowed: a callback that sends after closing
-    its own stream, or drops its writer with the stream still open, gets a
-    warning naming it (see :meth:`SSEWriter.watch`).
-    """
-    writer.watch(_describe(callback))
-    try:
-        callback(writer)
-    except ClientDisconnected as exc:
-        if writer.closed_here:
-            context = writer.log_context
-            logger.warning(
-                "stream %s %s: callback %s sent after it closed the stream"
-                " with writer.close(); nothing was sent: %s",
-                context["stream_id"],
-                context["path"],
-                _describe(callback),
-                exc,
-                extra=context,
-            )
-        else:
-            logger.debug("stream callback %s ended: %s", _describe(callback), exc)
-    except Exception:
-        STATS.callback_errors += 1
-        context = writer.log_context
-        logger.exception(
-            "stream %s %s: callback %s raised; its stream was closed",
-            context["stream_id"],
-            context["path"],
-            _describe(callback),
-            extra=context,
-        )
-        writer.close()
-    except BaseException:
-        writer.close()
-        raise
+    global _warned_no_middleware
+    if _warned_no_middleware:
+        return
+    _warned_no_middleware = True
+    software = (environ or {}).get("SERVER_SOFTWARE")
+    logger.warning(
+        "streaming%s without gsse.SSEMiddleware: streams are not ended"
+        " gracefully on SIGTERM (a restart cuts them) and max_streams limits"
+        " do not apply; wrap the WSGI app once: app = gsse.SSEMiddleware(app)",
+        f" under {software}" if software else "",
+    )
 
 
 class SSEBody:
@@ -245,6 +191,8 @@ class SSEBody:
         return transport
 
     def __iter__(self) -> Iterator[bytes]:
+        if REGISTRY_KEY not in (self.environ or {}):
+            _warn_no_middleware(self.environ)
         transport = QueueTransport(self._context()[1])
         self._transport = transport
         return self._iterate(transport)

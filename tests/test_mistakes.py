@@ -8,10 +8,13 @@ stream is open is closed with a warning that names the callback.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -29,6 +32,8 @@ from gsse.stream import SSEBody
 from tests.helpers import RawStream
 from tests.helpers import stream_app
 from tests.helpers import wait_until
+from tests.procs import free_port
+from tests.procs import processes
 
 Serve = Callable[..., Server]
 
@@ -282,3 +287,81 @@ def test_a_channel_subscription_is_not_a_dropped_writer(
             assert wait_until(lambda: broker.publish("news", "hi") and True)
             assert b"hi" in stream.read_until(b"data: hi")
     assert "returned without closing" not in caplog.text
+
+
+def test_streaming_without_the_middleware_warns_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A host with no SSEMiddleware streams, and one warning says what is missing."""
+    from flask import Flask
+
+    # The module, not the function gsse.stream that hides it.
+    monkeypatch.setattr(
+        importlib.import_module("gsse.stream"), "_warned_no_middleware", False
+    )
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/events")
+    def events() -> Any:
+        return gsse.stream(lambda writer: writer.close())
+
+    server = WSGIServer(("127.0.0.1", 0), flask_app, log=None)
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gsse"):
+            for _ in range(3):
+                with RawStream(server.server_port) as stream:
+                    assert stream.status == 200
+                    stream.read_to_end()
+    finally:
+        server.stop(timeout=1)
+    warnings = [r for r in caplog.records if "without gsse.SSEMiddleware" in r.message]
+    assert len(warnings) == 1
+    assert "SIGTERM" in warnings[0].message
+    assert "app = gsse.SSEMiddleware(app)" in warnings[0].message
+
+
+def test_streaming_with_the_middleware_or_the_server_does_not_warn(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under SSEMiddleware on pywsgi, or the gsse server alone, nothing is missing."""
+    from flask import Flask
+
+    # The module, not the function gsse.stream that hides it.
+    monkeypatch.setattr(
+        importlib.import_module("gsse.stream"), "_warned_no_middleware", False
+    )
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/events")
+    def events() -> Any:
+        return gsse.stream(lambda writer: writer.close())
+
+    wrapped = gsse.SSEMiddleware(flask_app, handle_sigterm=False)
+    server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gsse"):
+            for port in (server.server_port, serve(flask_app).port):
+                with RawStream(port) as stream:
+                    stream.read_to_end()
+    finally:
+        server.stop(timeout=1)
+    assert "without gsse.SSEMiddleware" not in caplog.text
+
+
+def test_gunicorn_without_the_middleware_warns_once(tmp_path: Path) -> None:
+    """``gunicorn -k gevent`` on a bare Flask app streams and warns once."""
+    with processes(tmp_path) as procs:
+        port = free_port()
+        proc = procs.start(
+            [sys.executable, "-m", "gunicorn", "-k", "gevent", "--bind",
+             f"127.0.0.1:{port}", "tests.apps.flask_hosts:flask_app"]
+        )  # fmt: skip
+        proc.wait_port(port)
+        for _ in range(2):
+            with RawStream(port, "/count?n=2") as stream:
+                assert [m.data for m in stream.events(2)] == ["0", "1"]
+        proc.wait_log("without gsse.SSEMiddleware")
+        proc.stop()
+    assert proc.log.count("without gsse.SSEMiddleware") == 1

@@ -1,0 +1,97 @@
+"""Stream callbacks: what may be one, and how one runs without hurting others.
+
+Mistakes are refused where the callback is given (an ``async def`` would
+only make a coroutine nothing awaits) or told when it runs (a send after
+the callback's own ``close()``, a writer dropped while its stream is open),
+never swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import ClientDisconnected
+from .metrics import STATS
+from .writer import SSEWriter
+
+logger = logging.getLogger("gsse.stream")
+
+StreamCallback = Callable[[SSEWriter], Any]
+
+
+def _describe(callback: object) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+def _is_async(func: object) -> bool:
+    """Whether calling ``func`` only makes a coroutine or async generator."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return True
+    if inspect.isroutine(func) or isinstance(func, type):
+        return False
+    # The class's __call__ (how a call resolves), not the instance's.
+    call = getattr(type(func), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
+def check_callback(callback: object, what: str = "the stream callback") -> None:
+    """Refuse what cannot run as a stream callback, saying what to write instead.
+
+    An ``async def`` callback would only make a coroutine that nothing awaits:
+    the client would get the headers and then nothing, forever.
+    """
+    if not callable(callback):
+        raise TypeError(f"{what} must be callable, got {callback!r}")
+    if _is_async(callback):
+        raise TypeError(
+            f"{what} {_describe(callback)!r} is async (async def); gsse runs it"
+            " as a plain function in a greenlet, where nothing would await it."
+            " Write it as a plain def: blocking calls (time.sleep, requests,"
+            " database drivers) are cooperative under gevent"
+        )
+
+
+def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
+    """Run a stream callback so that nothing it does can hurt other streams.
+
+    Mistakes are told, not swallowed: a callback that sends after closing
+    its own stream, or drops its writer with the stream still open, gets a
+    warning naming it (see :meth:`SSEWriter.watch`).
+    """
+    writer.watch(_describe(callback))
+    try:
+        callback(writer)
+    except ClientDisconnected as exc:
+        if writer.closed_here:
+            context = writer.log_context
+            logger.warning(
+                "stream %s %s: callback %s sent after it closed the stream"
+                " with writer.close(); nothing was sent: %s",
+                context["stream_id"],
+                context["path"],
+                _describe(callback),
+                exc,
+                extra=context,
+            )
+        else:
+            logger.debug("stream callback %s ended: %s", _describe(callback), exc)
+    except Exception:
+        STATS.callback_errors += 1
+        context = writer.log_context
+        logger.exception(
+            "stream %s %s: callback %s raised; its stream was closed",
+            context["stream_id"],
+            context["path"],
+            _describe(callback),
+            extra=context,
+        )
+        writer.close()
+    except BaseException:
+        writer.close()
+        raise
