@@ -40,6 +40,21 @@ def _is_async(func: object) -> bool:
     return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
 
 
+def check_plain(func: object, what: str, consequence: str) -> None:
+    """Refuse an async callable where gsse will call ``func`` without awaiting.
+
+    :param consequence: what would happen if it were accepted.
+    :raises TypeError: saying to write a plain ``def`` instead.
+    """
+    if _is_async(func):
+        raise TypeError(
+            f"{what} {_describe(func)!r} is async (async def), but gsse calls it"
+            f" as a plain function, so {consequence}. Write it as a plain def:"
+            " blocking calls (time.sleep, requests, database drivers) are"
+            " cooperative under gevent"
+        )
+
+
 def check_callback(callback: object, what: str = "the stream callback") -> None:
     """Refuse what cannot run as a stream callback, saying what to write instead.
 
@@ -48,13 +63,11 @@ def check_callback(callback: object, what: str = "the stream callback") -> None:
     """
     if not callable(callback):
         raise TypeError(f"{what} must be callable, got {callback!r}")
-    if _is_async(callback):
-        raise TypeError(
-            f"{what} {_describe(callback)!r} is async (async def); gsse runs it"
-            " as a plain function in a greenlet, where nothing would await it."
-            " Write it as a plain def: blocking calls (time.sleep, requests,"
-            " database drivers) are cooperative under gevent"
-        )
+    check_plain(
+        callback,
+        what,
+        "nothing would ever await it and its client would wait forever",
+    )
 
 
 def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:

@@ -365,3 +365,57 @@ def test_gunicorn_without_the_middleware_warns_once(tmp_path: Path) -> None:
         proc.wait_log("without gsse.SSEMiddleware")
         proc.stop()
     assert proc.log.count("without gsse.SSEMiddleware") == 1
+
+
+async def async_check(request: Any, channel: str = "") -> bool:
+    return False
+
+
+def _require_channels(check: Any) -> None:
+    from gsse.auth import require_channels
+
+    require_channels(_request(), ["news"], check)
+
+
+def _auth_middleware(check: Any) -> None:
+    from gsse.auth import AuthMiddleware
+
+    AuthMiddleware(App(), check)
+
+
+def _authorize(check: Any) -> None:
+    from gsse.auth import authorize
+
+    authorize(check)
+
+
+CHECK_ENTRY_POINTS: dict[str, Callable[[Any], object]] = {
+    "authorize": _authorize,
+    "AuthMiddleware": _auth_middleware,
+    "require_channels": _require_channels,
+}
+
+
+@pytest.mark.parametrize("entry", CHECK_ENTRY_POINTS, ids=list(CHECK_ENTRY_POINTS))
+@pytest.mark.parametrize(
+    "check",
+    [async_check, functools.partial(async_check), AsyncCallable()],
+    ids=["async def", "partial", "async __call__"],
+)
+def test_async_auth_checks_are_refused_not_taken_as_true(
+    entry: str, check: Any
+) -> None:
+    """An async check is refused: its coroutine would be truthy and allow everyone."""
+    with pytest.raises(TypeError, match="let every request in"):
+        CHECK_ENTRY_POINTS[entry](check)
+
+
+def test_async_handlers_are_refused_when_routed() -> None:
+    """@app.route refuses an async def handler at import time, not per request."""
+    app = App()
+
+    async def events(event: Event) -> None:
+        event.start_sse()
+
+    with pytest.raises(TypeError, match="plain def"):
+        app.route("/events")(events)
