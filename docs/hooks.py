@@ -54,6 +54,9 @@ GUIDES = [
 OPTIONAL_REFERENCE = [
     ("Any WSGI framework", "gsse.SSEMiddleware"),
     ("Channels", "gsse.Broker"),
+    ("Django (import gsse.django)", "gsse.django.stream"),
+    ("Django (import gsse.django)", "gsse.django.subscribe"),
+    ("Django (import gsse.django)", "gsse.django.SSEStreamingHttpResponse"),
     ("The client", "gsse.client.EventSource"),
     ("The client", "gsse.client.Message"),
     ("The client", "gsse.client.EventSourceError"),

@@ -143,11 +143,11 @@ class SSEWriter:
         return self._closer is not None and self._closer is gevent.getcurrent()
 
     def watch(self, owner: str) -> None:
-        """Close the stream, with a warning, if this writer is dropped open.
+        """Warn if this writer is dropped while its stream is open.
 
         A writer nothing refers to can never send or close again: its stream
-        would stay open (pinged) until the client leaves. ``owner`` names the
-        callback in the warning.
+        stays open (pinged) until the client leaves, which is almost always
+        a forgotten ``close()``. ``owner`` names the callback in the warning.
         """
         self._watch = weakref.finalize(
             self, _dropped_open, self._transport, owner, self._hub, self._loop_thread
@@ -191,25 +191,31 @@ def hand_over(writer: SSEWriter) -> Transport:
     return writer._transport
 
 
+#: Callbacks already warned about, so a habit warns once, not per stream.
+_warned_dropped: set[str] = set()
+
+
 def _dropped_open(transport: Transport, owner: str, hub: Any, loop_thread: int) -> None:
-    if transport.closed:
+    if transport.closed or owner in _warned_dropped:
         return
+    # Finalizers may run anywhere (even in the hub): log from a greenlet.
     if _thread_ident() == loop_thread:
-        _close_dropped(transport, owner)
+        gevent.spawn(_warn_dropped, transport, owner)
     else:
-        hub.loop.run_callback_threadsafe(_close_dropped, transport, owner)
+        hub.loop.run_callback_threadsafe(gevent.spawn, _warn_dropped, transport, owner)
 
 
-def _close_dropped(transport: Transport, owner: str) -> None:
-    if transport.closed:
+def _warn_dropped(transport: Transport, owner: str) -> None:
+    if transport.closed or owner in _warned_dropped:
         return
+    _warned_dropped.add(owner)
     logger.warning(
         "stream %d %s: callback %s returned without closing its stream and"
-        " nothing holds its writer, so nothing could ever send on it or close"
-        " it; gsse closed it (use `with writer:` or writer.close())",
+        " nothing holds its writer, so nothing can send on it or close it: it"
+        " stays open until the client leaves (use `with writer:` or"
+        " writer.close(); this is said once per callback)",
         transport.stream_id,
         transport.path,
         owner,
         extra=transport.log_context,
     )
-    transport.close()

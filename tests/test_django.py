@@ -317,3 +317,16 @@ def test_runserver_answers_a_stream_with_a_clear_500(tmp_path: Path) -> None:
         assert "gsse run project.wsgi:application" in refused.text
         assert "gunicorn -k gevent project.wsgi:application" in refused.text
         server.wait_log("gsse cannot stream /events")
+
+
+def test_the_gsse_server_streams_a_django_response_on_its_fast_path(
+    serve: Serve,
+) -> None:
+    """Under the gsse server a Django stream goes straight to the socket."""
+    from gsse.transport import SocketTransport
+
+    server = serve(django_site.application())
+    with RawStream(server.port, "/forever") as stream:
+        stream.events(1)
+        transports = list(server.registry._streams)
+        assert [type(t) for t in transports] == [SocketTransport]

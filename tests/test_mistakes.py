@@ -22,6 +22,7 @@ import pytest
 from gevent.pywsgi import WSGIServer
 
 import gsse
+import gsse.writer
 from gsse import App
 from gsse import ClientDisconnected
 from gsse import Event
@@ -200,11 +201,24 @@ def _returns_open_threaded(writer: SSEWriter) -> None:
     writer.send_event("hello")
 
 
+def _returns_open_under_middleware(writer: SSEWriter) -> None:
+    writer.send_event("hello")
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which callbacks were warned about (the warning is once per name)."""
+    monkeypatch.setattr(gsse.writer, "_warned_dropped", set())
+
+
 @pytest.mark.parametrize("blocking", [False, True], ids=["greenlet", "thread"])
-def test_a_dropped_open_writer_is_closed_with_a_warning(
-    serve: Serve, caplog: pytest.LogCaptureFixture, blocking: bool
+def test_a_dropped_open_writer_is_named_in_a_warning_once(
+    serve: Serve,
+    caplog: pytest.LogCaptureFixture,
+    blocking: bool,
+    fresh_warnings: None,
 ) -> None:
-    """A callback returning open, keeping no writer, ends its stream and is named."""
+    """A callback returning open, keeping no writer, is named once; streams stay."""
     callback = _returns_open_threaded if blocking else _returns_open
     app = App()
 
@@ -215,35 +229,39 @@ def test_a_dropped_open_writer_is_closed_with_a_warning(
 
     server = serve(app)
     with caplog.at_level(logging.WARNING, logger="gsse"):
-        with RawStream(server.port) as stream:
-            body = stream.read_to_end(timeout=10)
-            assert stream.ended  # closed with correct framing, not cut
-        assert wait_until(lambda: callback.__qualname__ in caplog.text)
-    assert b"hello" in body
-    assert "returned without closing its stream" in caplog.text
+        with RawStream(server.port) as first, RawStream(server.port) as second:
+            assert first.events(1)[0].data == "hello"
+            assert second.events(1)[0].data == "hello"
+            assert wait_until(lambda: callback.__qualname__ in caplog.text)
+            gevent.sleep(0.1)
+            assert not first.ended and not second.ended  # still open, as documented
+            assert len(server.registry) == 2
+    named = [r for r in caplog.records if "returned without closing" in r.message]
+    assert len(named) == 1 and callback.__qualname__ in named[0].message
 
 
-def test_a_dropped_open_writer_is_closed_under_the_middleware(
-    caplog: pytest.LogCaptureFixture,
+def test_a_dropped_open_writer_is_named_under_the_middleware(
+    caplog: pytest.LogCaptureFixture, fresh_warnings: None
 ) -> None:
-    """Under SSEMiddleware on plain pywsgi, a dropped writer ends its stream too."""
+    """Under SSEMiddleware on plain pywsgi (the host-iterated path) too."""
     from flask import Flask
 
     flask_app = Flask(__name__)
 
     @flask_app.get("/events")
     def events() -> Any:
-        return gsse.stream(_returns_open, ping=0)
+        return gsse.stream(_returns_open_under_middleware, ping=0)
 
-    server = WSGIServer(("127.0.0.1", 0), gsse.SSEMiddleware(flask_app), log=None)
+    wrapped = gsse.SSEMiddleware(flask_app, handle_sigterm=False)
+    server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
     server.start()
     try:
         with caplog.at_level(logging.WARNING, logger="gsse"):
             with RawStream(server.server_port) as stream:
-                body = stream.read_to_end(timeout=10)
-                assert stream.ended
-            assert wait_until(lambda: "_returns_open" in caplog.text)
-        assert b"hello" in body
+                assert stream.events(1)[0].data == "hello"
+                assert wait_until(
+                    lambda: "_returns_open_under_middleware" in caplog.text
+                )
     finally:
         server.stop(timeout=1)
 
