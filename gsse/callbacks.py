@@ -68,6 +68,16 @@ def check_callback(callback: object, what: str = "the stream callback") -> None:
         what,
         "nothing would ever await it and its client would wait forever",
     )
+    func: Any = callback
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.isgeneratorfunction(func):
+        raise TypeError(
+            f"{what} {_describe(callback)!r} is a generator function (it"
+            " yields), but gsse calls it once and never iterates it, so it"
+            " would send nothing. Send each event with writer.send_event(...)"
+            " instead of yield"
+        )
 
 
 def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
@@ -79,7 +89,13 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
     """
     writer.watch(_describe(callback))
     try:
-        callback(writer)
+        result = callback(writer)
+        if (
+            inspect.isawaitable(result)
+            or inspect.isgenerator(result)
+            or inspect.isasyncgen(result)
+        ):
+            _returned_lazy(callback, writer, result)
     except ClientDisconnected as exc:
         if writer.closed_here:
             context = writer.log_context
@@ -108,3 +124,26 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
     except BaseException:
         writer.close()
         raise
+
+
+def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> None:
+    """Say that a callback returned what only runs when awaited or iterated.
+
+    It hid an async function or a generator (behind a lambda or a
+    decorator) from the checks made when it was given.
+    """
+    if inspect.iscoroutine(result) or inspect.isgenerator(result):
+        result.close()  # no "never awaited" warning on top of this error
+    STATS.callback_errors += 1
+    context = writer.log_context
+    logger.error(
+        "stream %s %s: callback %s returned %s, which nothing awaits or"
+        " iterates, and sent nothing; its stream was closed. A stream callback"
+        " is a plain def that sends with writer.send_event()",
+        context["stream_id"],
+        context["path"],
+        _describe(callback),
+        type(result).__name__,
+        extra=context,
+    )
+    writer.close()

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -437,3 +438,40 @@ def test_async_handlers_are_refused_when_routed() -> None:
 
     with pytest.raises(TypeError, match="plain def"):
         app.route("/events")(events)
+
+
+def generator_callback(writer: SSEWriter) -> Iterator[dict[str, str]]:
+    yield {"data": "sse-starlette style"}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=list(ENTRY_POINTS))
+@pytest.mark.parametrize(
+    "callback",
+    [generator_callback, functools.partial(generator_callback)],
+    ids=["generator function", "partial of one"],
+)
+def test_generator_callbacks_are_refused_where_given(entry: str, callback: Any) -> None:
+    """A callback that yields (never iterated by gsse) is refused, saying to send."""
+    with pytest.raises(TypeError, match="instead of yield"):
+        ENTRY_POINTS[entry](callback)
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        lambda writer: async_callback(writer),
+        lambda writer: generator_callback(writer),
+        lambda writer: async_generator(writer),
+    ],
+    ids=["coroutine", "generator", "async generator"],
+)
+def test_a_callback_returning_a_coroutine_ends_its_stream_with_an_error(
+    serve: Serve, caplog: pytest.LogCaptureFixture, callback: Any
+) -> None:
+    """A lambda hiding an async function: the stream ends and an error says why."""
+    server = serve(stream_app(callback))
+    with caplog.at_level(logging.ERROR, logger="gsse"):
+        with RawStream(server.port) as stream:
+            stream.read_to_end()
+            assert stream.ended
+        assert wait_until(lambda: "which nothing awaits or iterates" in caplog.text)
