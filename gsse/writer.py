@@ -10,7 +10,6 @@ from a thread-pool thread the write is handed to the loop (see
 from __future__ import annotations
 
 import logging
-import weakref
 from types import TracebackType
 from typing import Any
 
@@ -45,9 +44,8 @@ class SSEWriter:
         "_loop_thread",
         "_hub",
         "_closer",
-        "_watch",
+        "_owner",
         "last_event_id",
-        "__weakref__",
     )
 
     def __init__(
@@ -62,7 +60,8 @@ class SSEWriter:
         self._hub = gevent.get_hub()
         #: The greenlet (or thread's greenlet) that called close(), if any.
         self._closer: object = None
-        self._watch: weakref.finalize[Any, Any] | None = None
+        #: The callback's name while it owns the stream (see watch()).
+        self._owner: str | None = None
         self.last_event_id = last_event_id
 
     def send_event(
@@ -149,10 +148,15 @@ class SSEWriter:
         stays open (pinged) until the client leaves, which is almost always
         a forgotten ``close()``. ``owner`` names the callback in the warning.
         """
-        self._watch = weakref.finalize(
-            self, _dropped_open, self._transport, owner, self._hub, self._loop_thread
-        )
-        self._watch.atexit = False
+        self._owner = owner
+
+    def __del__(self) -> None:
+        # No finalizer object per stream: a slot and this method cost nothing
+        # until the writer goes (idle streams' memory is a benchmark).
+        owner = getattr(self, "_owner", None)  # None if __init__ failed early
+        if owner is not None and owner not in _warned_dropped:
+            if not self._transport.closed:
+                _dropped_open(self._transport, owner, self._hub, self._loop_thread)
 
     @property
     def log_context(self) -> dict[str, object]:
@@ -185,9 +189,7 @@ def hand_over(writer: SSEWriter) -> Transport:
 
     The owner writes to the transport and closes it; the writer may go.
     """
-    watch, writer._watch = writer._watch, None
-    if watch is not None:
-        watch.detach()
+    writer._owner = None
     return writer._transport
 
 
