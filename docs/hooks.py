@@ -38,6 +38,7 @@ def on_page_content(html: str, **kwargs: Any) -> str:
 GUIDES = [
     ("The writer", "writer.md"),
     ("Flask and any WSGI app", "flask.md"),
+    ("Django", "django.md"),
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
     ("The Python client", "client.md"),
@@ -53,6 +54,9 @@ GUIDES = [
 OPTIONAL_REFERENCE = [
     ("Any WSGI framework", "gsse.SSEMiddleware"),
     ("Channels", "gsse.Broker"),
+    ("Django (import gsse.django)", "gsse.django.stream"),
+    ("Django (import gsse.django)", "gsse.django.subscribe"),
+    ("Django (import gsse.django)", "gsse.django.SSEStreamingHttpResponse"),
     ("The client", "gsse.client.EventSource"),
     ("The client", "gsse.client.Message"),
     ("The client", "gsse.client.EventSourceError"),

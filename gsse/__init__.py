@@ -17,6 +17,16 @@ from .stream import SSEResponse as SSEResponse
 from .stream import stream as stream
 from .writer import SSEWriter as SSEWriter
 
+
+def __getattr__(name: str) -> object:
+    # gsse.django imports Django: load it only when asked for.
+    if name == "django":
+        import importlib
+
+        return importlib.import_module(".django", __name__)
+    raise AttributeError(f"module 'gsse' has no attribute {name!r}")
+
+
 __all__ = [
     "App",
     "Broker",

@@ -23,6 +23,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from .callbacks import check_plain
 from .event import Event
 from .settings import StreamSettings
 
@@ -115,6 +116,9 @@ class App:
         """
 
         def register(handler: T_handler) -> T_handler:
+            check_plain(
+                handler, "the handler", "it would return a coroutine, not a response"
+            )
             name = endpoint or handler.__name__
             existing = self.handlers.get(name)
             if existing is not None and existing is not handler:

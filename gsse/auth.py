@@ -38,6 +38,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Request
 
+from .callbacks import check_plain
 from .event import Event
 from .metrics import STATS
 from .paths import AmbiguousPath
@@ -58,6 +59,9 @@ __all__ = ["AuthMiddleware", "CORSMiddleware", "authorize", "require_channels"]
 RequestCheck = Callable[[Request], Any]
 #: A check of one channel a request subscribes to.
 ChannelCheck = Callable[[Request, str], Any]
+
+#: Why an async check is refused: a coroutine is truthy.
+ALWAYS_TRUE = "its coroutine would count as true and let every request in"
 
 T_handler = TypeVar("T_handler", bound=Callable[[Event], Any])
 
@@ -101,6 +105,7 @@ def authorize(check: RequestCheck) -> Callable[[T_handler], T_handler]:
     """
     if not callable(check):
         raise TypeError(f"authorize() needs a callable check, got {check!r}")
+    check_plain(check, "the check", ALWAYS_TRUE)
 
     def decorate(handler: T_handler) -> T_handler:
         @functools.wraps(handler)
@@ -122,6 +127,7 @@ def require_channels(
 
     .. versionadded:: 0.1
     """
+    check_plain(check, "the channel check", ALWAYS_TRUE)
     if isinstance(request, Event):
         request = request.request
     for channel in channels:
@@ -164,6 +170,7 @@ class AuthMiddleware:
     ) -> None:
         if not callable(check):
             raise TypeError(f"AuthMiddleware needs a callable check, got {check!r}")
+        check_plain(check, "the check", ALWAYS_TRUE)
         self.app = app
         self.check = check
         self.paths = PathPrefixes(paths) if paths is not None else None

@@ -21,6 +21,7 @@ from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
 from .stream import StreamCallback
+from .stream import check_callback
 from .stream import header_text
 from .stream import stream_refusal
 from .wire import encode_retry
@@ -114,8 +115,7 @@ class Event:
                 " stream has one callback (send every event from it, or hand its"
                 " writer to other code)"
             )
-        if not callable(callback):
-            raise TypeError(f"the stream callback must be callable, got {callback!r}")
+        check_callback(callback)
         self._body = SSEBody(
             callback, blocking=blocking, retry=self._retry, settings=self._settings
         )

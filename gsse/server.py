@@ -44,8 +44,10 @@ from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
 from .stream import REGISTRY_KEY
 from .stream import SSEBody
+from .stream import sse_body_of
 from .threaded import CONNECTION_KEY
 from .threaded import ThreadedHandlers
+from .transport import Transport
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -61,6 +63,19 @@ DEFAULT_GRACEFUL_TIMEOUT = 10.0
 DEFAULT_BACKLOG = 2048
 #: First body writes up to this size go out with the response head in one send.
 SMALL_FIRST_WRITE = 16 * 1024
+
+
+def log_stream_end(
+    transport: Transport, log: Any, head: str, head_bytes: int, started: float
+) -> None:
+    """Write a stream's access line once it ends: bytes, seconds, reason."""
+
+    def write(transport: Transport) -> None:
+        seconds = time.time() - started
+        sent = head_bytes + transport.written
+        log.write(f"{head} {sent} {seconds:.6f} ({transport.close_reason})\n")
+
+    transport.on_close(write)
 
 
 class SSEHandler(LimitsMixin):
@@ -111,15 +126,28 @@ class SSEHandler(LimitsMixin):
             del self._sendall
         self._sendall(b"".join(parts))
 
+    _streamed: Transport | None = None
+
     def log_request(self) -> None:
         # pywsgi formats the access line before the logger can drop it; skip
         # the work (about 4 % of a stream's setup) when nobody listens.
-        if access_logger.isEnabledFor(logging.INFO):
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        transport, self._streamed = self._streamed, None
+        if transport is None:
             super().log_request()
+            return
+        # A stream is logged when it ends, with its real length and duration
+        # (as gunicorn does), and why it ended. pywsgi's line ends with
+        # "<length> <seconds>": keep the rest, as formatted for this request.
+        head = self.format_request().rsplit(" ", 2)[0]
+        log_stream_end(
+            transport, self.server.log, head, self.response_length, self.time_start
+        )
 
     def process_result(self) -> None:
-        body = self.result
-        if isinstance(body, SSEBody) and not self.headers_sent:
+        body = sse_body_of(self.result)
+        if body is not None and not self.headers_sent:
             self._stream(body)
         else:
             super().process_result()
@@ -145,7 +173,7 @@ class SSEHandler(LimitsMixin):
         self.close_connection = True
         self.socket = None
         self.release_connection()  # the registry counts it from now on
-        body.serve_socket(sock, chunked)
+        self._streamed = body.serve_socket(sock, chunked)
 
 
 class Server:

@@ -33,11 +33,12 @@ import gevent
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
-from .exceptions import ClientDisconnected
+from .callbacks import StreamCallback as StreamCallback
+from .callbacks import check_callback as check_callback
+from .callbacks import run_callback
 from .headers import check_headers
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
-from .metrics import STATS
 from .pool import BUSY_BODY
 from .pool import pool_of
 from .pool import run_blocking
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-
-StreamCallback = Callable[[SSEWriter], Any]
 
 #: The first chunk when no ``retry`` is given: a comment no client shows.
 PREAMBLE = b": ok\n\n"
@@ -132,30 +131,27 @@ SSE_HEADERS = (
 )
 
 
-def _describe(callback: object) -> str:
-    return getattr(callback, "__qualname__", None) or repr(callback)
+_warned_no_middleware = False
 
 
-def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
-    """Run a stream callback so that nothing it does can hurt other streams."""
-    try:
-        callback(writer)
-    except ClientDisconnected as exc:
-        logger.debug("stream callback %s ended: %s", _describe(callback), exc)
-    except Exception:
-        STATS.callback_errors += 1
-        context = writer.log_context
-        logger.exception(
-            "stream %s %s: callback %s raised; its stream was closed",
-            context["stream_id"],
-            context["path"],
-            _describe(callback),
-            extra=context,
-        )
-        writer.close()
-    except BaseException:
-        writer.close()
-        raise
+def _warn_no_middleware(environ: WSGIEnvironment | None) -> None:
+    """Say once that a host without SSEMiddleware streams without its care.
+
+    The stream works (the process-wide registry pings it), but nothing ends
+    it gracefully on SIGTERM and no stream limit applies: easy to miss
+    until a deploy cuts every stream.
+    """
+    global _warned_no_middleware
+    if _warned_no_middleware:
+        return
+    _warned_no_middleware = True
+    software = (environ or {}).get("SERVER_SOFTWARE")
+    logger.warning(
+        "streaming%s without gsse.SSEMiddleware: streams are not ended"
+        " gracefully on SIGTERM (a restart cuts them) and max_streams limits"
+        " do not apply; wrap the WSGI app once: app = gsse.SSEMiddleware(app)",
+        f" under {software}" if software else "",
+    )
 
 
 class SSEBody:
@@ -174,6 +170,7 @@ class SSEBody:
         retry: int | None = None,
         settings: StreamSettings | None = None,
     ) -> None:
+        check_callback(callback)
         self.callback = callback
         self.blocking = blocking
         self.retry = retry
@@ -210,7 +207,7 @@ class SSEBody:
         else:
             run_callback(self.callback, writer)
 
-    def serve_socket(self, sock: Any, chunked: bool) -> None:
+    def serve_socket(self, sock: Any, chunked: bool) -> Transport:
         """The fast path: the headers are out; stream straight to ``sock``.
 
         Returns at once. The callback runs in a new greenlet whose stack
@@ -218,6 +215,7 @@ class SSEBody:
         ends, and with it pywsgi's handler, its read buffer and the request:
         an idle callback stream holds less than half the memory it did when
         the callback ran in the connection's greenlet (bench/RESULTS.md).
+        Returns the stream's transport (the access log waits for its end).
         """
         registry, settings, last_event_id = self._context()
         transport = SocketTransport(sock, chunked, settings)
@@ -233,8 +231,11 @@ class SSEBody:
             )
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
+        return transport
 
     def __iter__(self) -> Iterator[bytes]:
+        if REGISTRY_KEY not in (self.environ or {}):
+            _warn_no_middleware(self.environ)
         transport = QueueTransport(self._context()[1])
         self._transport = transport
         return self._iterate(transport)
@@ -247,6 +248,7 @@ class SSEBody:
             self._start(writer)
         else:
             gevent.spawn(self._start, writer)
+        del writer  # the callback's to keep or drop (see SSEWriter.watch)
         try:
             yield from transport.drain()
         finally:
@@ -320,11 +322,35 @@ def stream(
 
     .. versionadded:: 0.1
     """
-    if not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
+    headers = check_headers(headers)  # before anything else happens
+    prepared = prepare_stream(
+        callback,
+        retry=retry,
+        ping=ping,
+        send_timeout=send_timeout,
+        blocking=blocking,
+    )
+    if isinstance(prepared, Response):
+        return prepared
+    return SSEResponse(prepared, status=status, headers=headers)
+
+
+def prepare_stream(
+    callback: StreamCallback,
+    *,
+    retry: int | None = None,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+    blocking: bool = False,
+) -> SSEBody | Response:
+    """The body of a stream for this request, or the refusal to send instead.
+
+    What :func:`stream` and ``gsse.django.stream`` share: the checks at the
+    call site, the middleware's admission, the body bound to the request.
+    """
+    check_callback(callback)
     if retry is not None:
         encode_retry(retry)  # validate now, at the call site
-    headers = check_headers(headers)
     environ = REQUEST_ENVIRON.get()
     refusal = stream_refusal(environ, blocking)
     if refusal is not None:
@@ -336,4 +362,17 @@ def stream(
         settings=StreamSettings(ping=ping, send_timeout=send_timeout),
     )
     body.environ = environ
-    return SSEResponse(body, status=status, headers=headers)
+    return body
+
+
+def sse_body_of(result: object) -> SSEBody | None:
+    """The :class:`SSEBody` a WSGI app returned, if it returned a stream.
+
+    Either the body itself (werkzeug and Flask responses) or a response
+    object that carries one as ``gsse_body`` (``gsse.django``'s response,
+    which Django's handler returns as the WSGI iterable).
+    """
+    if isinstance(result, SSEBody):
+        return result
+    body = getattr(result, "gsse_body", None)
+    return body if isinstance(body, SSEBody) else None

@@ -90,6 +90,7 @@ class Transport:
         "posted",
         "applied",
         "dropped",
+        "written",
         "__weakref__",
     )
 
@@ -119,6 +120,8 @@ class Transport:
         self.applied = 0
         #: A write posted from a thread found the stream closed.
         self.dropped = False
+        #: Bytes this stream wrote to its connection (framing included).
+        self.written = 0
         STATS.streams_opened += 1
 
     @property
@@ -377,6 +380,7 @@ class SocketTransport(Transport):
         buffer += data
         if len(data) > self.largest:
             self.largest = len(data)
+        self.written += len(data)
         if self._corked and len(buffer) > CORK_BYTES:
             self._uncork()
         elif len(buffer) > self.buffer_size:
@@ -396,6 +400,8 @@ class SocketTransport(Transport):
     def close(self) -> None:
         if self.closed:
             return
+        if self.chunked:
+            self.written += len(_CHUNKED_END)  # counted before the close hooks
         self._mark_closed("closed by the server")
         if self.chunked:
             self._buffer += _CHUNKED_END

@@ -9,6 +9,7 @@ from a thread-pool thread the write is handed to the loop (see
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +22,8 @@ from .registry import StreamRegistry
 from .transport import Transport
 from .wire import encode_comment
 from .wire import encode_event
+
+logger = logging.getLogger(__name__)
 
 # The real thread id: monkey-patching makes ``threading.get_ident`` return a
 # greenlet's id instead.
@@ -35,7 +38,15 @@ class SSEWriter:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_transport", "_registry", "_loop_thread", "_hub", "last_event_id")
+    __slots__ = (
+        "_transport",
+        "_registry",
+        "_loop_thread",
+        "_hub",
+        "_closer",
+        "_owner",
+        "last_event_id",
+    )
 
     def __init__(
         self,
@@ -47,6 +58,10 @@ class SSEWriter:
         self._registry = registry
         self._loop_thread = _thread_ident()
         self._hub = gevent.get_hub()
+        #: The greenlet (or thread's greenlet) that called close(), if any.
+        self._closer: object = None
+        #: The callback's name while it owns the stream (see watch()).
+        self._owner: str | None = None
         self.last_event_id = last_event_id
 
     def send_event(
@@ -88,6 +103,11 @@ class SSEWriter:
         self._write(payload)
 
     def _write(self, payload: bytes) -> None:
+        if self._closer is not None:
+            raise ClientDisconnected(
+                "stream closed: writer.close() ended it, so nothing more can be"
+                " sent on it (send every event before closing)"
+            )
         if _thread_ident() != self._loop_thread:
             bridge.write_from_thread(self._transport, payload, self._hub)
             return
@@ -98,6 +118,8 @@ class SSEWriter:
 
     def close(self) -> None:
         """End the stream cleanly. Calling it again does nothing."""
+        if self._closer is None:
+            self._closer = gevent.getcurrent()
         if _thread_ident() != self._loop_thread:
             bridge.call_in_loop(self._hub, self._transport.close)
             if self._transport.dropped:
@@ -113,6 +135,28 @@ class SSEWriter:
     def closed(self) -> bool:
         """``True`` once the stream has ended, for any reason."""
         return self._transport.closed
+
+    @property
+    def closed_here(self) -> bool:
+        """Whether this greenlet (or thread) closed the stream with close()."""
+        return self._closer is not None and self._closer is gevent.getcurrent()
+
+    def watch(self, owner: str) -> None:
+        """Warn if this writer is dropped while its stream is open.
+
+        A writer nothing refers to can never send or close again: its stream
+        stays open (pinged) until the client leaves, which is almost always
+        a forgotten ``close()``. ``owner`` names the callback in the warning.
+        """
+        self._owner = owner
+
+    def __del__(self) -> None:
+        # No finalizer object per stream: a slot and this method cost nothing
+        # until the writer goes (idle streams' memory is a benchmark).
+        owner = getattr(self, "_owner", None)  # None if __init__ failed early
+        if owner is not None and owner not in _warned_dropped:
+            if not self._transport.closed:
+                _dropped_open(self._transport, owner, self._hub, self._loop_thread)
 
     @property
     def log_context(self) -> dict[str, object]:
@@ -138,3 +182,42 @@ class SSEWriter:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<SSEWriter {state}>"
+
+
+def hand_over(writer: SSEWriter) -> Transport:
+    """Give ``writer``'s stream to another owner (a broker subscription).
+
+    The owner writes to the transport and closes it; the writer may go.
+    """
+    writer._owner = None
+    return writer._transport
+
+
+#: Callbacks already warned about, so a habit warns once, not per stream.
+_warned_dropped: set[str] = set()
+
+
+def _dropped_open(transport: Transport, owner: str, hub: Any, loop_thread: int) -> None:
+    if transport.closed or owner in _warned_dropped:
+        return
+    # Finalizers may run anywhere (even in the hub): log from a greenlet.
+    if _thread_ident() == loop_thread:
+        gevent.spawn(_warn_dropped, transport, owner)
+    else:
+        hub.loop.run_callback_threadsafe(gevent.spawn, _warn_dropped, transport, owner)
+
+
+def _warn_dropped(transport: Transport, owner: str) -> None:
+    if transport.closed or owner in _warned_dropped:
+        return
+    _warned_dropped.add(owner)
+    logger.warning(
+        "stream %d %s: callback %s returned without closing its stream and"
+        " nothing holds its writer, so nothing can send on it or close it: it"
+        " stays open until the client leaves (use `with writer:` or"
+        " writer.close(); this is said once per callback)",
+        transport.stream_id,
+        transport.path,
+        owner,
+        extra=transport.log_context,
+    )

@@ -25,6 +25,7 @@ from ..stream import StreamCallback
 from ..stream import stream as sse_stream
 from ..transport import Transport
 from ..writer import SSEWriter
+from ..writer import hand_over
 from .frames import check_channel
 from .frames import check_channels
 from .frames import encode_body
@@ -103,7 +104,7 @@ thread_ident = get_original("_thread", "get_ident")
 
 def transport_of(writer: SSEWriter) -> Transport:
     """The transport under ``writer``: brokers write to it without waiting."""
-    return writer._transport
+    return hand_over(writer)
 
 
 def loop_of(writer: SSEWriter) -> tuple[Any, int]:

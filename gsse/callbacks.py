@@ -1,0 +1,149 @@
+"""Stream callbacks: what may be one, and how one runs without hurting others.
+
+Mistakes are refused where the callback is given (an ``async def`` would
+only make a coroutine nothing awaits) or told when it runs (a send after
+the callback's own ``close()``, a writer dropped while its stream is open),
+never swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import ClientDisconnected
+from .metrics import STATS
+from .writer import SSEWriter
+
+logger = logging.getLogger("gsse.stream")
+
+StreamCallback = Callable[[SSEWriter], Any]
+
+
+def _describe(callback: object) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+def _is_async(func: object) -> bool:
+    """Whether calling ``func`` only makes a coroutine or async generator."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return True
+    if inspect.isroutine(func) or isinstance(func, type):
+        return False
+    # The class's __call__ (how a call resolves), not the instance's.
+    call = getattr(type(func), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
+def check_plain(func: object, what: str, consequence: str) -> None:
+    """Refuse an async callable where gsse will call ``func`` without awaiting.
+
+    :param consequence: what would happen if it were accepted.
+    :raises TypeError: saying to write a plain ``def`` instead.
+    """
+    if _is_async(func):
+        raise TypeError(
+            f"{what} {_describe(func)!r} is async (async def), but gsse calls it"
+            f" as a plain function, so {consequence}. Write it as a plain def:"
+            " blocking calls (time.sleep, requests, database drivers) are"
+            " cooperative under gevent"
+        )
+
+
+def check_callback(callback: object, what: str = "the stream callback") -> None:
+    """Refuse what cannot run as a stream callback, saying what to write instead.
+
+    An ``async def`` callback would only make a coroutine that nothing awaits:
+    the client would get the headers and then nothing, forever.
+    """
+    if not callable(callback):
+        raise TypeError(f"{what} must be callable, got {callback!r}")
+    check_plain(
+        callback,
+        what,
+        "nothing would ever await it and its client would wait forever",
+    )
+    func: Any = callback
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.isgeneratorfunction(func):
+        raise TypeError(
+            f"{what} {_describe(callback)!r} is a generator function (it"
+            " yields), but gsse calls it once and never iterates it, so it"
+            " would send nothing. Send each event with writer.send_event(...)"
+            " instead of yield"
+        )
+
+
+def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
+    """Run a stream callback so that nothing it does can hurt other streams.
+
+    Mistakes are told, not swallowed: a callback that sends after closing
+    its own stream, or drops its writer with the stream still open, gets a
+    warning naming it (see :meth:`SSEWriter.watch`).
+    """
+    writer.watch(_describe(callback))
+    try:
+        result = callback(writer)
+        if (
+            inspect.isawaitable(result)
+            or inspect.isgenerator(result)
+            or inspect.isasyncgen(result)
+        ):
+            _returned_lazy(callback, writer, result)
+    except ClientDisconnected as exc:
+        if writer.closed_here:
+            context = writer.log_context
+            logger.warning(
+                "stream %s %s: callback %s sent after it closed the stream"
+                " with writer.close(); nothing was sent: %s",
+                context["stream_id"],
+                context["path"],
+                _describe(callback),
+                exc,
+                extra=context,
+            )
+        else:
+            logger.debug("stream callback %s ended: %s", _describe(callback), exc)
+    except Exception:
+        STATS.callback_errors += 1
+        context = writer.log_context
+        logger.exception(
+            "stream %s %s: callback %s raised; its stream was closed",
+            context["stream_id"],
+            context["path"],
+            _describe(callback),
+            extra=context,
+        )
+        writer.close()
+    except BaseException:
+        writer.close()
+        raise
+
+
+def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> None:
+    """Say that a callback returned what only runs when awaited or iterated.
+
+    It hid an async function or a generator (behind a lambda or a
+    decorator) from the checks made when it was given.
+    """
+    if inspect.iscoroutine(result) or inspect.isgenerator(result):
+        result.close()  # no "never awaited" warning on top of this error
+    STATS.callback_errors += 1
+    context = writer.log_context
+    logger.error(
+        "stream %s %s: callback %s returned %s, which nothing awaits or"
+        " iterates, and sent nothing; its stream was closed. A stream callback"
+        " is a plain def that sends with writer.send_event()",
+        context["stream_id"],
+        context["path"],
+        _describe(callback),
+        type(result).__name__,
+        extra=context,
+    )
+    writer.close()
