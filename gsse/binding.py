@@ -115,14 +115,25 @@ def parse_bind(text: str) -> Address:
     return Address(host, _check_port(port_text, text) if colon else DEFAULT_PORT)
 
 
+def _in_use(path: str) -> bool:
+    """Whether a server accepts connections on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 def unix_listener(path: str, backlog: int) -> socket.socket:
     """A listening Unix socket at ``path``; a stale socket file is replaced.
 
-    Anything at ``path`` that is not a socket is left alone (``OSError``),
-    so a typo never deletes a file.
+    A socket some server still listens on, and anything at ``path`` that is
+    not a socket, are left alone (``OSError`` "Address already in use"), so
+    neither a second ``gsse`` nor a typo takes over what is there.
     """
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
+        if stat.S_ISSOCK(os.stat(path).st_mode) and not _in_use(path):
             os.unlink(path)
     except FileNotFoundError:
         pass

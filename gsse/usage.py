@@ -95,9 +95,10 @@ def listen_error(address: Address, exc: OSError) -> str:
         hint = f"the host name {address.host!r} does not resolve; check it"
     elif exc.errno == errno.EADDRINUSE:
         hint = (
-            "is another server using it? try another --port"
+            "is another server using it? try another port"
             if not address.is_unix
-            else "another process listens there; choose another path"
+            else "a server listens there, or a file that is no socket is in"
+            " the way; choose another path"
         )
     elif exc.errno == errno.EADDRNOTAVAIL:
         hint = "this machine has no such address; try 127.0.0.1 or 0.0.0.0"
