@@ -1,6 +1,8 @@
 """A private stream: session cookie, CORS for another origin, limits, metrics.
 
+Install:   pip install 'gsse[metrics]'
 Run it:    python examples/secure.py
+Port:      GSSE_PORT=9000 python examples/secure.py
 Then:      curl -N http://127.0.0.1:8000/events             -> 401
            curl -c jar http://127.0.0.1:8000/login          -> sets the cookie
            curl -N -b jar http://127.0.0.1:8000/events      -> the stream
@@ -12,6 +14,7 @@ A page served from http://127.0.0.1:3000 may open the stream with
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 
@@ -57,6 +60,7 @@ def clock(writer: SSEWriter) -> None:
         while not writer.shutting_down:
             writer.send_event(time.strftime("%H:%M:%S"), event="time")
             time.sleep(1)
+        writer.send_event("the server is stopping", event="bye")
 
 
 wsgi_app = CORSMiddleware(
@@ -74,7 +78,7 @@ if __name__ == "__main__":
     server = Server(
         wsgi_app,
         "127.0.0.1",
-        8000,
+        int(os.environ.get("GSSE_PORT", "8000")),
         max_connections=1000,
         max_streams_per_ip=10,
         max_body_size=64 * 1024,
