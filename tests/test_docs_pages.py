@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from .helpers import RawStream
 from .helpers import http_get
 from .procs import free_port
 from .procs import processes
@@ -56,3 +58,26 @@ def test_flask_docs_quote_what_flask_run_answers(tmp_path: Path) -> None:
         assert status == 500
         assert body.decode().strip() == quoted.group(1)
         proc.wait_log(re.escape(quoted.group(1)))  # and the terminal shows it
+
+
+def test_readme_example_stops_at_once_on_ctrl_c(tmp_path: Path) -> None:
+    """The README's own stream ends by its own check at Ctrl-C, not by the deadline."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert code, "the README has no python example"
+    (tmp_path / "readme_app.py").write_text(code.group(1))
+    port = free_port()
+    with processes(tmp_path) as procs:
+        proc = procs.gsse(
+            "run", "readme_app:app", "--port", str(port), "--graceful-timeout", "60",
+            cwd=tmp_path,
+        )  # fmt: skip
+        proc.wait_port(port)
+        with RawStream(port, "/events", timeout=30) as stream:
+            (tick,) = stream.events(1, timeout=10)
+            assert tick.data == "tick 0"
+            proc.send(signal.SIGINT)
+            stream.read_to_end(30)
+            assert stream.ended and not stream.cut
+        assert proc.wait(30) == 0, proc.log
+    assert "still open after the grace period" not in proc.log
