@@ -40,8 +40,6 @@ class Config:
     app: str
     host: str = "127.0.0.1"
     port: int = 8000
-    #: ``-b`` addresses (``HOST:PORT``, ``unix:PATH``); they replace host/port.
-    bind: list[str] = field(default_factory=list)
     workers: int = 1
     threads: int | None = None
     handlers: str | None = None
@@ -54,6 +52,8 @@ class Config:
     broker: str | None = None
     reload: bool = False
     factory: bool = False
+    #: ``-b`` addresses (``HOST:PORT``, ``unix:PATH``); they replace host/port.
+    bind: list[str] = field(default_factory=list)
 
     def addresses(self) -> list[Address]:
         """Where to listen: the ``bind`` addresses, or ``host`` and ``port``.
