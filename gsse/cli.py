@@ -472,8 +472,9 @@ def serve(config: Config) -> int:
     app = import_app(config)
     if isinstance(app, int):
         return app
-    addresses = config.addresses()
+    addresses: list[Address] = []
     try:
+        addresses = config.addresses()
         server = ListeningServer(app, addresses, **config.server_options())
         server.start()
     except (TypeError, ValueError) as exc:
@@ -522,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(tail(args))
     if unknown:
         # Report it as the subcommand's error, with its usage line.
-        hints = [HABITS[arg] for arg in unknown if arg in HABITS]
+        flags = [arg.partition("=")[0] for arg in unknown]
+        hints = [HABITS[flag] for flag in flags if flag in HABITS]
         args.parser.error(
             f"unrecognized arguments: {' '.join(unknown)}"
             + (f" ({'; '.join(hints)})" if hints else " (see gsse run --help)")

@@ -20,6 +20,7 @@ from .binding import parse_bind
 
 
 def host_type(text: str) -> str:
+    """``--host``: an IP address or host name, never with a port."""
     try:
         return check_host(text)
     except ValueError as exc:
@@ -27,6 +28,7 @@ def host_type(text: str) -> str:
 
 
 def bind_type(text: str) -> Address:
+    """``-b``: ``HOST:PORT``, ``[IPv6]:PORT``, ``HOST`` or ``unix:PATH``."""
     try:
         return parse_bind(text)
     except ValueError as exc:
@@ -49,7 +51,6 @@ HABITS = {
     "--worker-class": "gsse always runs its own gevent worker; leave it out",
     "-p": "for the port use --port (gunicorn's -p is a pid file, flask's a port)",
     "--uds": "for a Unix socket use -b unix:PATH",
-    "-h": "for the host use --host (-h is --help)",
 }
 
 
@@ -85,7 +86,9 @@ def binds_from_args(
 def server_address(exc: OSError, addresses: list[Address]) -> Address:
     """The address an ``OSError`` from :class:`ListeningServer` is about."""
     failed = getattr(exc, "gsse_address", None)
-    return failed if isinstance(failed, Address) else addresses[0]
+    if isinstance(failed, Address):
+        return failed
+    return addresses[0] if addresses else Address()
 
 
 def listen_error(address: Address, exc: OSError) -> str:
