@@ -1,7 +1,10 @@
 """A browser chat: an HTML page, an EventSource per room, and POST to talk.
 
-Run it:    gsse run examples.chat:app      (shared: --broker redis://127.0.0.1:6379/0)
+Install:   pip install gsse      (with a Redis broker: pip install 'gsse[redis]')
+Run it:    gsse run examples.chat:app      (or: python examples/chat.py)
 Then open: http://127.0.0.1:8000/ in two tabs (or /?room=books for another room)
+Port:      --port 9000, or GSSE_PORT=9000 for either command
+Shared:    gsse run examples.chat:app --broker redis://127.0.0.1:6379/0
 
 Each room is a channel of a :class:`gsse.Broker`: posting a message publishes
 it, and every open page of that room, in any process sharing the broker,
@@ -15,6 +18,7 @@ holds them.
 
 from __future__ import annotations
 
+import os
 import re
 
 import gsse
@@ -142,4 +146,4 @@ def room_events(event: Event) -> tuple[dict[str, str], int] | None:
 
 
 if __name__ == "__main__":
-    gsse.run(app, port=8000)
+    gsse.run(app, port=int(os.environ.get("GSSE_PORT", "8000")))

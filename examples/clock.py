@@ -1,13 +1,16 @@
 """A clock: the server's time, pushed to every open page once a second.
 
-Run it:    gsse run examples.clock:app
+Install:   pip install gsse
+Run it:    gsse run examples.clock:app      (or: python examples/clock.py)
 Then open: http://127.0.0.1:8000/   (or: curl -N http://127.0.0.1:8000/time)
+Port:      --port 9000, or GSSE_PORT=9000 for either command
 
 Each stream is one loop in its own greenlet; ``time.sleep`` lets the others
 run. The loop ends when the client goes away (``send_event`` raises
 ``gsse.ClientDisconnected``) or, politely, when the server shuts down.
 """
 
+import os
 import time
 from datetime import datetime
 from datetime import timezone
@@ -76,4 +79,4 @@ def tick(writer: SSEWriter) -> None:
 if __name__ == "__main__":
     import gsse
 
-    gsse.run(app, port=8000)
+    gsse.run(app, port=int(os.environ.get("GSSE_PORT", "8000")))

@@ -1,7 +1,9 @@
 """A live dashboard: a chart fed by a channel, published to by a greenlet.
 
-Run it:    gsse run examples.dashboard:app
+Install:   pip install gsse
+Run it:    gsse run examples.dashboard:app      (or: python examples/dashboard.py)
 Then open: http://127.0.0.1:8000/   (or: curl -N localhost:8000/metrics/stream)
+Port:      --port 9000, or GSSE_PORT=9000 for either command
 
 Streams do not produce events here; they subscribe to the ``metrics``
 channel of a :class:`gsse.Broker`, and one publisher greenlet feeds it for
@@ -10,6 +12,7 @@ the samples it missed from the channel's history, so its chart has no gap.
 """
 
 import math
+import os
 import random
 import time
 
@@ -110,4 +113,4 @@ def metrics_stream(event: Event) -> None:
 
 
 if __name__ == "__main__":
-    gsse.run(app, port=8000)
+    gsse.run(app, port=int(os.environ.get("GSSE_PORT", "8000")))

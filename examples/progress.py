@@ -1,7 +1,9 @@
 """Progress of a long blocking job, in a real thread, shown as a progress bar.
 
-Run it:    gsse run examples.progress:app
+Install:   pip install gsse
+Run it:    gsse run examples.progress:app      (or: python examples/progress.py)
 Then open: http://127.0.0.1:8000/   (or: curl -N http://127.0.0.1:8000/job)
+Port:      --port 9000, or GSSE_PORT=9000 for either command
 
 The job (key stretching with ``hashlib.pbkdf2_hmac``) is CPU work that never
 yields to gevent. Run as an ordinary callback it would freeze every other
@@ -72,6 +74,9 @@ def run_job(writer: SSEWriter, steps: int) -> None:
     with writer:
         key = os.urandom(16)
         for step in range(1, steps + 1):
+            if writer.shutting_down:  # Ctrl-C: stop between two steps
+                writer.send_event({"step": step - 1}, event="stopped")
+                return
             # CPU-bound work that never yields to gevent (about 0.1 s a step).
             key = hashlib.pbkdf2_hmac("sha256", key, b"gsse", 500_000)
             percent = round(100 * step / steps)
@@ -84,4 +89,4 @@ def run_job(writer: SSEWriter, steps: int) -> None:
 if __name__ == "__main__":
     import gsse
 
-    gsse.run(app, port=8000)
+    gsse.run(app, port=int(os.environ.get("GSSE_PORT", "8000")))

@@ -1,8 +1,9 @@
 """Many worker processes, one set of channels: Redis shares them.
 
-Run it:    gsse run examples.redis_workers:app --workers 2 --broker redis://127.0.0.1:6379/0
+Install:   pip install 'gsse[redis,workers]'      (and start a redis-server)
+Run it:    gsse run examples.redis_workers:app -w 2 --broker redis://127.0.0.1:6379/0
 Then open: http://127.0.0.1:8000/ in a few tabs and post notes from any of them.
-Needs:     pip install 'gsse[redis,workers]' and a running redis-server.
+Port:      --port 9000, or GSSE_PORT=9000
 
 Each worker process has its own streams. A note posted to one worker is
 published to Redis, and every worker sends it to its own subscribers, so
@@ -92,4 +93,4 @@ def follow_board(writer: SSEWriter) -> None:
 
 
 if __name__ == "__main__":
-    gsse.run(app, port=8000)
+    gsse.run(app, port=int(os.environ.get("GSSE_PORT", "8000")))

@@ -1,6 +1,8 @@
 """A private stream: session cookie, CORS for another origin, limits, metrics.
 
+Install:   pip install 'gsse[metrics]'
 Run it:    python examples/secure.py
+Port:      GSSE_PORT=9000 python examples/secure.py
 Then:      curl -N http://127.0.0.1:8000/events             -> 401
            curl http://127.0.0.1:8000/metrics               -> 401
            curl -c jar http://127.0.0.1:8000/login          -> sets the cookie
@@ -68,6 +70,7 @@ def clock(writer: SSEWriter) -> None:
         while not writer.shutting_down:
             writer.send_event(time.strftime("%H:%M:%S"), event="time")
             time.sleep(1)
+        writer.send_event("the server is stopping", event="bye")
 
 
 # /metrics is mounted inside the app and checked like /events; AuthMiddleware

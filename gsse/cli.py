@@ -33,10 +33,18 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from ._version import __version__
+from .binding import Address
 from .config import HANDLER_MODES
 from .config import Config
 from .server import EXIT_INTERRUPTED
 from .tail import add_parser as add_tail_parser
+from .usage import HABITS
+from .usage import bind_type
+from .usage import binds_from_args
+from .usage import host_type
+from .usage import listen_error
+from .usage import missing_for
+from .usage import server_address
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -51,6 +59,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 ENV_PREFIX = "GSSE_"
+
+#: Default grace period of ``--reload``: a save should restart at once, even
+#: with a page open whose stream ignores ``writer.shutting_down``.
+RELOAD_GRACEFUL_TIMEOUT = 1.0
 
 DESCRIPTION = """\
 Serve a WSGI app (a gsse.App, a Flask app, any WSGI callable) with gevent.
@@ -77,7 +89,8 @@ exit codes:
 examples:
   gsse run myproject.web:app
   gsse run myproject.web:create_app --factory --port 9000
-  gsse run myproject.web:app --workers 4 --broker redis://localhost:6379/0
+  gsse run myproject.web:app -w 4 --broker redis://localhost:6379/0
+  gsse run myproject.web:app -b 0.0.0.0:8000 -b unix:/run/gsse.sock
   gsse run myproject.web:app --reload --log-level debug
 """
 
@@ -174,8 +187,10 @@ class _Options:
         default: Any,
         help: str,
         metavar: str | None = None,
+        short: str | None = None,
     ) -> None:
         self.parser.add_argument(
+            *((short,) if short else ()),
             flag,
             type=convert,
             default=self._from_env(flag, convert, default),
@@ -222,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     options = _Options(run)
     options.value(
         "--host",
-        str,
+        host_type,
         "127.0.0.1",
         "address to listen on; 0.0.0.0 for every IPv4 interface, :: for IPv6"
         " (default: 127.0.0.1)",
@@ -233,6 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
         8000,
         "port to listen on; 0 picks a free one (default: 8000)",
     )
+    run.add_argument(
+        "-b",
+        "--bind",
+        type=bind_type,
+        action="append",
+        default=None,
+        metavar="ADDRESS",
+        help="listen on HOST:PORT, [IPv6]:PORT or unix:PATH (a Unix socket)"
+        " instead of --host/--port; repeat to listen on several addresses,"
+        " which share one set of streams and limits. Several addresses, space-"
+        " or comma-separated, in the environment [env: GSSE_BIND]",
+    )
     options.value(
         "--workers",
         _int_at_least(1),
@@ -242,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         " memory:// broker: workers share channels only through"
         " --broker redis://... (default: 1, no gunicorn)",
         metavar="N",
+        short="-w",
     )
     options.value(
         "--threads",
@@ -281,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     options.value(
         "--graceful-timeout",
         _seconds,
-        10.0,
+        None,
         "on SIGTERM or Ctrl-C, how long open streams get to finish before they"
-        " are closed (default: 10)",
+        f" are closed (default: 10; {RELOAD_GRACEFUL_TIMEOUT:g} with --reload, so"
+        " that a save restarts at once)",
         metavar="SECONDS",
     )
     options.value(
@@ -333,18 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace, bind: Sequence[Address] = ()) -> Config:
     """The :class:`Config` for parsed ``gsse run`` arguments."""
+    graceful_timeout = args.graceful_timeout
+    if graceful_timeout is None:
+        graceful_timeout = RELOAD_GRACEFUL_TIMEOUT if args.reload else 10.0
     return Config(
         app=args.app,
         host=args.host,
         port=args.port,
+        bind=[str(address) for address in bind],
         workers=args.workers,
         threads=args.threads,
         handlers=args.handlers,
         ping=args.ping,
         send_timeout=args.send_timeout,
-        graceful_timeout=args.graceful_timeout,
+        graceful_timeout=graceful_timeout,
         max_connections=args.max_connections,
         max_streams_per_ip=args.max_streams_per_ip,
         log_level=args.log_level,
@@ -433,29 +466,27 @@ def serve(config: Config) -> int:
     from gevent import monkey
 
     monkey.patch_all()
+    from .listen import ListeningServer
     from .reloader import follow_parent
-    from .server import Server
 
     app = import_app(config)
     if isinstance(app, int):
         return app
+    addresses: list[Address] = []
     try:
-        server = Server(app, config.host, config.port, **config.server_options())
+        addresses = config.addresses()
+        server = ListeningServer(app, addresses, **config.server_options())
+        server.start()
     except (TypeError, ValueError) as exc:
         error(str(exc))
         return EXIT_USAGE
-    try:
-        server.start()
     except OSError as exc:
-        error(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
-            " (is another server using it? try another --port)"
-        )
+        error(listen_error(server_address(exc, addresses), exc))
         return EXIT_ERROR
     # Handlers first, so a signal sent as soon as the line shows is graceful.
     server.install_signal_handlers()
     follow_parent(server.stop)
-    logger.info("%s", startup_line(config, server.url))
+    logger.info("%s", startup_line(config, ", ".join(server.urls)))
     server.serve_forever()
     logger.info("gsse stopped")
     return EXIT_OK
@@ -473,8 +504,8 @@ def run(config: Config) -> int:
     if config.workers > 1:
         try:
             from .workers import serve_with_workers
-        except ImportError as exc:
-            error(f"--workers needs gunicorn: pip install 'gsse[workers]' ({exc})")
+        except (ImportError, RuntimeError) as exc:
+            error(missing_for("--workers", "workers", exc))
             return EXIT_ERROR
         return serve_with_workers(config)
     return serve(config)
@@ -492,12 +523,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(tail(args))
     if unknown:
         # Report it as the subcommand's error, with its usage line.
+        flags = [arg.partition("=")[0] for arg in unknown]
+        hints = [HABITS[flag] for flag in flags if flag in HABITS]
         args.parser.error(
-            f"unrecognized arguments: {' '.join(unknown)} (see gsse run --help)"
+            f"unrecognized arguments: {' '.join(unknown)}"
+            + (f" ({'; '.join(hints)})" if hints else " (see gsse run --help)")
         )
     if args.env_errors:
         args.parser.error("; ".join(args.env_errors))
-    config = config_from_args(args)
+    argv = sys.argv[1:] if argv is None else argv
+    bind = binds_from_args(args, argv)
+    if isinstance(bind, str):
+        args.parser.error(bind)
+        return
+    config = config_from_args(args, bind)
     configure_logging(config.log_level)
     logger.debug("%r", config)
     try:

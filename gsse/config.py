@@ -14,9 +14,13 @@ import inspect
 import os
 import sys
 from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .binding import Address
+from .binding import check_host
+from .binding import parse_bind
 from .exceptions import AppImportError
 
 if TYPE_CHECKING:
@@ -48,6 +52,17 @@ class Config:
     broker: str | None = None
     reload: bool = False
     factory: bool = False
+    #: ``-b`` addresses (``HOST:PORT``, ``unix:PATH``); they replace host/port.
+    bind: list[str] = field(default_factory=list)
+
+    def addresses(self) -> list[Address]:
+        """Where to listen: the ``bind`` addresses, or ``host`` and ``port``.
+
+        :raises ValueError: an address or host that cannot be used.
+        """
+        if self.bind:
+            return [parse_bind(text) for text in self.bind]
+        return [Address(check_host(self.host), self.port)]
 
     def server_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`gsse.Server`; unset ones are left out."""
@@ -67,7 +82,12 @@ class Config:
 
     def to_argv(self) -> list[str]:
         """The ``gsse`` arguments that ask for this config (for a child process)."""
-        argv = ["run", self.app, "--host", self.host, "--port", str(self.port)]
+        argv = ["run", self.app]
+        if self.bind:
+            for address in self.bind:
+                argv += ["--bind", address]
+        else:
+            argv += ["--host", self.host, "--port", str(self.port)]
         argv += ["--workers", str(self.workers)]
         argv += ["--graceful-timeout", repr(self.graceful_timeout)]
         argv += ["--log-level", self.log_level]
@@ -87,6 +107,11 @@ class Config:
         if self.factory:
             argv.append("--factory")
         return argv
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "an int", "a str"."""
+    return ("an " if noun[:1].lower() in ("a", "e", "i", "o", "u") else "a ") + noun
 
 
 def _takes_no_arguments(func: Any) -> bool:
@@ -155,7 +180,7 @@ def load_app(target: str, factory: bool = False) -> WSGIApplication:
     if factory:
         if not callable(obj):
             raise AppImportError(
-                f"--factory: {target!r} is a {type(obj).__name__}, not a function"
+                f"--factory: {target!r} is {_a(type(obj).__name__)}, not a function"
                 " that returns the app"
             )
         obj = obj()
@@ -166,7 +191,7 @@ def load_app(target: str, factory: bool = False) -> WSGIApplication:
         )
     if not callable(obj):
         raise AppImportError(
-            f"{target!r} is a {type(obj).__name__}, not a WSGI application;"
+            f"{target!r} is {_a(type(obj).__name__)}, not a WSGI application;"
             " name a gsse.App, a Flask app or another WSGI callable"
             + ("" if factory else " (or pass --factory if it builds one)")
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -51,6 +52,8 @@ class StreamRegistry:
         self.shutting_down = False
         #: Hooks called with every stream added (see :data:`AddHook`).
         self.add_hooks: list[AddHook] = []
+        #: Streams with nothing to finish, ended at once by a shutdown.
+        self._idle: weakref.WeakSet[Transport] = weakref.WeakSet()
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -75,6 +78,18 @@ class StreamRegistry:
             self._ticker = gevent.spawn(self._run_ticker)
         for hook in self.add_hooks:
             hook(transport, environ if environ is not None else {})
+
+    def end_at_shutdown(self, transport: Transport) -> None:
+        """Let a graceful shutdown end ``transport`` at once, not after the grace.
+
+        For streams no callback drives, such as channel subscriptions: they
+        have nothing to finish, and their clients resume from
+        ``Last-Event-ID`` when they reconnect.
+        """
+        if self.shutting_down:
+            transport.close()
+        else:
+            self._idle.add(transport)
 
     def _discard(self, transport: Transport) -> None:
         self._streams.discard(transport)
@@ -109,6 +124,8 @@ class StreamRegistry:
         closed with correct framing. Returns how many had to be closed.
         """
         self.shutting_down = True
+        for transport in list(self._idle):
+            transport.close()
         open_now = len(self._streams)
         if open_now:
             logger.info(

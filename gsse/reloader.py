@@ -66,8 +66,9 @@ def run_with_reload(config: Config) -> int:
         import watchfiles  # noqa: F401
     except ImportError as exc:
         from .cli import error
+        from .usage import missing_for
 
-        error(f"--reload needs watchfiles: pip install 'gsse[reload]' ({exc})")
+        error(missing_for("--reload", "reload", exc))
         return 1
     return Reloader(config).run()
 

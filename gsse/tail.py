@@ -8,7 +8,8 @@ data lines indented by two spaces, so multi-line data stays readable; with
 Ctrl-C (and a closed pipe, as in ``gsse tail URL | head``) exit 0 without a
 traceback; a stream that cannot go on prints one ``Error:`` line and exits 1.
 Like a browser it keeps reconnecting after dropped connections, saying so on
-stderr each time.
+stderr in one short line each time (``--max-retries`` bounds the attempts);
+a URL that cannot be reached at all on the first try is an error at once.
 The command runs without gevent: it is a plain blocking client.
 """
 
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 from typing import TextIO
 
 from .wire import Message
@@ -40,13 +42,15 @@ output:
 
 exit codes:
   0 the server ended the stream (HTTP 204) or Ctrl-C, 1 the URL is not an
-  event stream (a status other than 200, another Content-Type) or the
-  connection failed, 2 bad usage.
+  event stream (a status other than 200, another Content-Type), the first
+  connection failed, or --max-retries reconnections failed in a row,
+  2 bad usage.
 
 examples:
   gsse tail http://127.0.0.1:8000/events
   gsse tail https://example.com/stream --header 'Authorization: Bearer TOKEN'
   gsse tail http://127.0.0.1:8000/events --last-event-id 41 --json | jq .data
+  gsse tail http://127.0.0.1:8000/events --max-retries 5
 """
 
 
@@ -58,6 +62,52 @@ def header(text: str) -> tuple[str, str]:
             f"expected NAME:VALUE, e.g. 'Authorization: Bearer TOKEN'; got {text!r}"
         )
     return name.strip(), value.strip()
+
+
+def retries(text: str) -> int:
+    """A whole number >= 0; for ``--max-retries``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def reason(exc: BaseException) -> str:
+    """A short, one-line reason for a network error, for people.
+
+    ``requests`` wraps the socket's error in two or three layers whose text
+    repeats the URL and object addresses; the innermost ``OSError`` (e.g.
+    "Connection refused") says it all.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return str(item.strerror)
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
+        todo += list(item.args)
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    text = lines[0]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _OneLine(logging.Filter):
+    """Shortens the client's "URL: <error>; reconnecting" notices to one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                reason(arg) if isinstance(arg, BaseException) else arg
+                for arg in record.args
+            )
+        return True
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,6 +139,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json",
         action="store_true",
         help="print one JSON object per event and line",
+    )
+    tail.add_argument(
+        "--max-retries",
+        metavar="N",
+        type=retries,
+        default=None,
+        help="after the first connection, give up (exit 1) once N reconnection"
+        " attempts in a row have failed (default: keep trying, as a browser"
+        " does)",
     )
     tail.set_defaults(parser=tail, env_errors=[])
 
@@ -127,16 +186,24 @@ def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
     # Reconnections are news to someone debugging a stream: show them.
     notices = logging.StreamHandler(sys.stderr)
     notices.setFormatter(logging.Formatter("gsse tail: %(message)s"))
+    notices.addFilter(_OneLine())
     client_log = logging.getLogger("gsse.client")
     client_log.addHandler(notices)
     client_log.setLevel(logging.INFO)
     render = format_json if args.json else format_message
+    connected: list[bool] = []
     try:
         with EventSource(
             args.url,
             last_event_id=args.last_event_id,
             headers=dict(args.header),
+            # No retries until a first response: an unreachable URL is an
+            # error, not something to wait for.
+            max_retries=0,
         ) as source:
+            source.session.hooks["response"].append(
+                lambda response, *_, **__: _connected(source, args, connected)
+            )
             for message in source:
                 print(render(message), file=out, flush=True)
     except KeyboardInterrupt:
@@ -147,7 +214,30 @@ def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except (EventSourceError, ValueError, TypeError) as exc:
+    except EventSourceError as exc:
+        error(_failure(args, exc, bool(connected)))
+        return EXIT_ERROR
+    except (ValueError, TypeError) as exc:
         error(str(exc))
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _connected(source: Any, args: argparse.Namespace, connected: list[bool]) -> None:
+    """The first response arrived: from now on, retry as the user asked."""
+    if not connected:
+        connected.append(True)
+        source.max_retries = args.max_retries
+
+
+def _failure(args: argparse.Namespace, exc: BaseException, connected: bool) -> str:
+    """The ``Error:`` line for a stream that cannot go on."""
+    cause = exc.__cause__
+    if cause is None:
+        return str(exc)  # a bad response: its own message says it all
+    if not connected:
+        return f"cannot connect to {args.url}: {reason(cause)}"
+    return (
+        f"gave up on {args.url} after {args.max_retries} failed reconnection"
+        f" attempt(s) in a row: {reason(cause)}"
+    )

@@ -41,6 +41,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.errors import HaltServer
 from gunicorn.workers.ggevent import GeventWorker
 
+from .binding import Address
 from .config import Config
 from .server import EXIT_INTERRUPTED
 from .server import Server
@@ -149,9 +150,9 @@ class GsseApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         config = self.config
-        host = f"[{config.host}]" if ":" in config.host else config.host
         settings: dict[str, Any] = {
-            "bind": [f"{host}:{config.port}"],
+            # gunicorn takes the same forms as -b, unix:PATH included.
+            "bind": [str(address) for address in config.addresses()],
             "workers": config.workers,
             "worker_class": f"{__name__}.SSEWorker",
             "graceful_timeout": math.ceil(config.graceful_timeout + SHUTDOWN_MARGIN),
@@ -183,10 +184,14 @@ class GsseApplication(BaseApplication):  # type: ignore[misc]
         from .cli import logger
         from .cli import startup_line
 
-        listener = arbiter.LISTENERS[0]
-        host, port = listener.sock.getsockname()[:2]
-        host = f"[{host}]" if ":" in host else host
-        logger.info("%s", startup_line(self.config, f"http://{host}:{port}"))
+        urls = []
+        for listener in arbiter.LISTENERS:
+            address = listener.sock.getsockname()
+            if isinstance(address, tuple):
+                urls.append(f"http://{Address(address[0], address[1])}")
+            else:
+                urls.append(f"unix:{address}")
+        logger.info("%s", startup_line(self.config, ", ".join(urls)))
 
     def run(self) -> None:
         _Arbiter(self).run()

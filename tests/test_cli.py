@@ -198,7 +198,7 @@ def test_usage_errors_exit_2(
     [
         ("tests.apps.no_such_module:app", (), "could not import module"),
         ("tests.apps.cli_app:nothing", (), "has no attribute 'nothing'"),
-        ("tests.apps.cli_app:not_an_app", (), "is a int, not a WSGI application"),
+        ("tests.apps.cli_app:not_an_app", (), "is an int, not a WSGI application"),
         ("tests.apps.cli_app:make_app", (), "pass --factory"),
         ("tests/apps/cli_app.py", (), "'tests.apps.cli_app:app'"),
         ("tests.apps.cli_app:not_an_app", ("--factory",), "not a function"),

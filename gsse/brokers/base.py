@@ -274,10 +274,10 @@ class Broker:
                 # Called from a thread-pool callback: subscriptions live in
                 # the event loop, so start this one there and return.
                 hub.loop.run_callback_threadsafe(
-                    gevent.spawn, self._subscribe, writer, names
+                    gevent.spawn, self._follow, writer, names
                 )
                 return
-            self._subscribe(writer, names)
+            self._follow(writer, names)
 
         subscribe.__qualname__ = f"{type(self).__name__}.subscriber{names!r}"
         return subscribe
@@ -307,6 +307,16 @@ class Broker:
 
     def close(self) -> None:
         """Let go of the backend (connections, the reader greenlet)."""
+
+    def _follow(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+        """In the event loop: subscribe, and let a shutdown end the stream.
+
+        A subscription has nothing to finish, so a graceful shutdown closes
+        it at once instead of after the grace period; the client resumes
+        from ``Last-Event-ID`` when it reconnects.
+        """
+        writer._registry.end_at_shutdown(transport_of(writer))
+        self._subscribe(writer, channels)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         raise NotImplementedError

@@ -1,8 +1,10 @@
 """Start an example with the very command its docstring gives, on a free port.
 
 The command after ``Run it:`` at the top of each example is what a newcomer
-types, so it is what the tests run (plus ``--port``), as a subprocess with
-ready-polling, stopped by its PID.
+types, so it is what the tests run (plus ``--port``, or ``GSSE_PORT`` for a
+``python examples/x.py`` form), as a subprocess with ready-polling, stopped
+by its PID. ``(or: ...)`` after it is a second form, run by tests too, and
+``Install:`` is the pip command the fresh-venv tests run.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,15 +25,43 @@ from tests.procs import free_port
 from tests.procs import gsse_command
 
 EXAMPLES = REPO / "examples"
-RUN_IT = re.compile(r"^Run it:\s+(.+?)(?:\s{2,}\(.*)?$", re.MULTILINE)
+RUN_IT = re.compile(r"^Run it:\s+(.+?)(?:\s{2,}\(or: (.+)\))?\s*$", re.MULTILINE)
+INSTALL = re.compile(r"^Install:\s+(.+?)(?:\s{2,}\(.*\))?\s*$", re.MULTILINE)
 
 
-def example_command(name: str) -> list[str]:
-    """The ``Run it:`` command written at the top of ``examples/<name>.py``."""
-    source = (EXAMPLES / f"{name}.py").read_text(encoding="utf-8")
-    match = RUN_IT.search(source[:2000])
+def _header(name: str) -> str:
+    return (EXAMPLES / f"{name}.py").read_text(encoding="utf-8")[:2000]
+
+
+def example_command(name: str, alternative: bool = False) -> list[str]:
+    """The ``Run it:`` command at the top of ``examples/<name>.py``.
+
+    With ``alternative``, the ``(or: ...)`` form after it (``[]`` if none).
+    """
+    match = RUN_IT.search(_header(name))
     assert match, f"examples/{name}.py has no 'Run it: <command>' line at its top"
+    if alternative:
+        return shlex.split(match.group(2) or "")
     return shlex.split(match.group(1))
+
+
+def example_install(name: str) -> list[str]:
+    """The ``Install:`` command at the top of ``examples/<name>.py``."""
+    match = INSTALL.search(_header(name))
+    assert match, f"examples/{name}.py has no 'Install: pip install ...' line"
+    return shlex.split(match.group(1))
+
+
+def example_argv(
+    args: list[str], port: int, bin_dir: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment that run ``args`` on ``port``."""
+    if args[:2] == ["gsse", "run"]:
+        gsse = [str(bin_dir / "gsse")] if bin_dir else gsse_command()
+        return [*gsse, *args[1:], "--port", str(port)], {}
+    assert args[0] == "python" and len(args) == 2, f"unexpected command {args}"
+    python = str(bin_dir / "python") if bin_dir else sys.executable
+    return [python, args[1]], {"GSSE_PORT": str(port)}
 
 
 def start_example(
@@ -38,19 +69,22 @@ def start_example(
     name: str,
     *extra: str,
     env: dict[str, str] | None = None,
+    alternative: bool = False,
+    bin_dir: Path | None = None,
+    cwd: Path = REPO,
 ) -> tuple[ServerProcess, int]:
     """Run the example's own command on a free port; return it and the port.
 
     ``extra`` arguments come last, so they win over the command's own
-    (``--broker`` pointing at the test's Redis, say).
+    (``--broker`` pointing at the test's Redis, say). ``alternative`` runs
+    the ``(or: ...)`` form; ``bin_dir`` takes ``gsse`` and ``python`` from
+    another virtual environment.
     """
-    args = example_command(name)
-    assert args[:2] == ["gsse", "run"], f"unexpected command {args}"
+    args = example_command(name, alternative)
     port = free_port()
+    argv, port_env = example_argv(args, port, bin_dir)
     process = procs.start(
-        [*gsse_command(), *args[1:], "--port", str(port), *extra],
-        cwd=REPO,
-        env=clean_env(**(env or {})),
+        [*argv, *extra], cwd=cwd, env=clean_env(**port_env, **(env or {}))
     )
     process.wait_port(port, timeout=30)
     return process, port

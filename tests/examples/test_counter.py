@@ -26,6 +26,35 @@ def test_counter_streams_ticks_with_ids(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("last_event_id", "first"),
+    [("4", 5), ("0", 1), ("28", 29), ("abc", 0), ("", 0), ("-3", 0)],
+)
+def test_counter_resumes_after_last_event_id(
+    tmp_path: Path, last_event_id: str, first: int
+) -> None:
+    """A reconnecting client goes on after the tick it saw last, not from 0."""
+    with processes(tmp_path) as procs:
+        _, port = start_example(procs, "counter")
+        headers = {"Last-Event-ID": last_event_id}
+        with RawStream(port, "/events", headers=headers) as stream:
+            assert stream.status == 200
+            (message,) = stream.events(1, timeout=10)
+    assert (message.data, message.id) == (f"tick {first}", str(first))
+
+
+@pytest.mark.parametrize("last_event_id", ["29", "30", "99999999999999999999"])
+def test_counter_says_204_after_the_last_tick(
+    tmp_path: Path, last_event_id: str
+) -> None:
+    """After the last tick, a reconnection gets 204, so the browser stops."""
+    with processes(tmp_path) as procs:
+        _, port = start_example(procs, "counter")
+        headers = {"Last-Event-ID": last_event_id, "Connection": "close"}
+        with RawStream(port, "/events", headers=headers) as stream:
+            assert stream.status == 204
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(90)
 def test_counter_page_shows_ticks_in_chromium(tmp_path: Path) -> None:
