@@ -31,12 +31,15 @@ from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
 from .config import HANDLER_MODES
+from .handler import RequestHandler
+from .limits import DEFAULT_BODY_IDLE_TIMEOUT
+from .limits import DEFAULT_BODY_TIMEOUT
 from .limits import DEFAULT_HEADER_TIMEOUT
+from .limits import DEFAULT_MAX_BODY_SIZE
 from .limits import DEFAULT_MAX_HEADER_COUNT
 from .limits import DEFAULT_MAX_HEADER_SIZE
 from .limits import Limiter
 from .limits import Limits
-from .limits import LimitsMixin
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
@@ -62,8 +65,8 @@ SMALL_FIRST_WRITE = 16 * 1024
 EXIT_INTERRUPTED = 130
 
 
-class SSEHandler(LimitsMixin):
-    """pywsgi's connection handler, plus limits and the SSE fast path."""
+class SSEHandler(RequestHandler):
+    """pywsgi's connection handler: strict, with limits and the SSE fast path."""
 
     def handle(self) -> None:
         # pywsgi may write a response in two sends (headers, then body); with
@@ -158,9 +161,14 @@ class Server:
         ones get ``429`` with ``Retry-After``; ``None``: no limit.
     :param max_header_size: bytes of request headers before ``431``.
     :param max_header_count: request header lines before ``431``.
-    :param max_body_size: request body bytes before ``413``; ``None``: no limit.
+    :param max_body_size: request body bytes before ``413`` (default 10 MiB);
+        ``None``: no limit.
     :param header_timeout: seconds to send a request's line and headers
         (``408``), and for an idle keep-alive connection to send the next.
+    :param body_idle_timeout: seconds a request body may pause between two
+        pieces before ``408``; ``None``: no limit.
+    :param body_timeout: seconds the app may wait in all for a request
+        body before ``408``; ``None``: no limit.
     :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
     :param max_blocking_time: log (with its stack) and count every time the
         event loop is blocked longer than this many seconds; ``None``: off.
@@ -194,8 +202,10 @@ class Server:
         max_streams_per_ip: int | None = None,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
-        max_body_size: int | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
         header_timeout: float | None = DEFAULT_HEADER_TIMEOUT,
+        body_idle_timeout: float | None = DEFAULT_BODY_IDLE_TIMEOUT,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
         retry_after: int = 5,
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
@@ -226,6 +236,8 @@ class Server:
             max_body_size=max_body_size,
             header_timeout=header_timeout,
             retry_after=retry_after,
+            body_idle_timeout=body_idle_timeout,
+            body_timeout=body_timeout,
         )
         self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.registry = StreamRegistry()
