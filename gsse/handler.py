@@ -221,7 +221,8 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         self._client_error = error
         status = int(getattr(error, "code", 400))
         STATS.reject(status)
-        logger.info(
+        logger.log(
+            _level(status),
             "refused the body of %s %s from %s with %d: %s",
             escape(self.command or "-"),
             escape(self.path or "-", 200),
@@ -234,7 +235,8 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         self.close_connection = True
         if isinstance(ex, Refused):
             STATS.reject(ex.status)
-            logger.info(
+            logger.log(
+                _level(ex.status),
                 "refused a request from %s with %d: %s (request line: %s)",
                 self._client(),
                 ex.status,
@@ -328,6 +330,15 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         self.write(body)
         self.close_connection = True
         return True
+
+
+def _level(status: int) -> int:
+    """INFO for a limit an operator tunes; DEBUG for a malformed request.
+
+    A malformed request already has its (escaped) line in the access log;
+    its reason is for debugging, and garbage must not flood the log.
+    """
+    return logging.DEBUG if status in (400, 501, 505) else logging.INFO
 
 
 def _framed(check: Any, *args: Any) -> Any:
