@@ -22,12 +22,21 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.pywsgi import Input
 from gevent.pywsgi import _InvalidClientInput
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import RequestTimeout
 
-__all__ = ["BadBody", "BodyReader", "BodyTimeout", "BodyTooLarge"]
+from .framing import FramingError
+from .framing import parse_chunk_line
+from .framing import parse_field_lines
+
+__all__ = ["BadBody", "BodyReader", "BodyTimeout", "BodyTooLarge", "ChunkedInput"]
+
+#: Longest chunk-size line (extensions included) and trailer section.
+MAX_CHUNK_LINE = 4096
+MAX_TRAILERS = 16 * 1024
 
 
 class BadBody(BadRequest, _InvalidClientInput):  # type: ignore[misc]
@@ -43,6 +52,40 @@ class BodyTooLarge(RequestEntityTooLarge, _InvalidClientInput):  # type: ignore[
 
 
 BodyError = BadBody | BodyTimeout | BodyTooLarge
+
+
+class ChunkedInput(Input):  # type: ignore[misc]
+    """pywsgi's chunked ``Input``, with gsse's strict chunk-size lines.
+
+    pywsgi reads a chunk extension up to the next CR, whatever it holds (a
+    bare LF included, which a proxy may take for a line end); here every
+    chunk-size line and trailer is checked by :mod:`gsse.framing`.
+    """
+
+    __slots__ = ()
+
+    # pywsgi calls its private ``self.__read_chunk_length``; this is it.
+    def _Input__read_chunk_length(self, rfile: Any) -> int:  # noqa: N802
+        try:
+            size = parse_chunk_line(_line(rfile, MAX_CHUNK_LINE))
+            if size == 0:
+                trailers: list[str] = []
+                total = 0
+                while not trailers or trailers[-1] != "\r\n":
+                    line = _line(rfile, MAX_CHUNK_LINE)
+                    total += len(line)
+                    if total > MAX_TRAILERS or not line.endswith("\r\n"):
+                        raise FramingError(400, "the trailers are malformed")
+                    trailers.append(line)
+                parse_field_lines(trailers)
+        except FramingError as exc:
+            self._chunked_input_error = True  # type: ignore[misc]
+            raise _InvalidClientInput(str(exc)) from None
+        return size
+
+
+def _line(rfile: Any, limit: int) -> str:
+    return str(rfile.readline(limit + 1).decode("latin-1"))
 
 
 class _TotalTimeout(Exception):

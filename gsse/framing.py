@@ -26,6 +26,7 @@ __all__ = [
     "FramingError",
     "RequestLine",
     "body_framing",
+    "parse_chunk_line",
     "parse_field_lines",
     "parse_request_line",
 ]
@@ -42,6 +43,10 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 #: Longest Content-Length taken at face value (a 10**18 byte body is absurd).
 _MAX_LENGTH_DIGITS = 18
+#: A chunk-size line: 1-16 hex digits, then extensions (RFC 9112 §7.1.1).
+_QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+_CHUNK_EXT = rf"[ \t]*;[ \t]*[{_TCHARS}]+(?:[ \t]*=[ \t]*(?:[{_TCHARS}]+|{_QUOTED}))?"
+_CHUNK_LINE = re.compile(rf"([0-9A-Fa-f]{{1,16}})(?:{_CHUNK_EXT})*\r\n")
 #: Fields that may appear once: a second one makes the request ambiguous.
 _SINGLETONS = ("host", "content-type", "content-length")
 #: Registered transfer codings: any other is ``501``, even alone.
@@ -144,6 +149,19 @@ def parse_field_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
             raise FramingError(400, "a request header line is malformed")
         fields.append((name, value.strip(" \t")))
     return fields
+
+
+def parse_chunk_line(line: str) -> int:
+    """The size of the chunk a ``chunk-size [chunk-ext] CRLF`` line starts.
+
+    Hex digits only (no sign, no ``0x``, no spaces before the extensions),
+    at most 16 of them; extensions must be ``;name[=token-or-quoted]``
+    (they are ignored); no bare LF or other control character anywhere.
+    """
+    match = _CHUNK_LINE.fullmatch(line)
+    if match is None:
+        raise FramingError(400, "a chunk-size line of the request body is malformed")
+    return int(match.group(1), 16)
 
 
 def body_framing(fields: Sequence[tuple[str, str]], version: str) -> BodyFraming:

@@ -31,6 +31,7 @@ from gevent.pywsgi import OldMessage
 from gevent.pywsgi import WSGIHandler
 
 from .body import BodyReader
+from .body import ChunkedInput
 from .framing import FramingError
 from .framing import body_framing
 from .framing import parse_field_lines
@@ -197,6 +198,10 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         inner: Any = self.wsgi_input  # type: ignore[has-type]
         if (self._chunked or self.content_length) and environ["wsgi.input"] is inner:
             limits = self.limits
+            if self._chunked:
+                inner = ChunkedInput(
+                    inner.rfile, None, socket=inner.socket, chunked_input=True
+                )
             self.wsgi_input = environ["wsgi.input"] = BodyReader(
                 inner,
                 self.socket,

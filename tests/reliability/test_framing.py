@@ -88,6 +88,15 @@ CASES: list[tuple[str, bytes, int]] = [
         200,
     ),
     (
+        "chunk-extension-quoted",
+        post(
+            CLOSE[:-2],
+            b"Transfer-Encoding: chunked",
+            body=b'5 ; a = "b \\" c" ; d\r\nhello\r\n0\r\n\r\n',
+        ),
+        200,
+    ),
+    (
         "chunk-trailer",
         post(
             CLOSE[:-2],
@@ -173,6 +182,11 @@ CASES: list[tuple[str, bytes, int]] = [
     ("chunk-bare-lf", te(b"5\nhello\n0\n\n"), 400),
     ("chunk-bad-trailer", te(b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n"), 400),
     ("chunked-cut-short", te(b"5\r\nhel"), 400),
+    ("chunk-ext-bare-lf", te(b"5;a\nb\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-no-name", te(b"5;=b\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-open-quote", te(b'5;a="b\r\nhello\r\n0\r\n\r\n'), 400),
+    ("last-chunk-bare-lf", te(b"5\r\nhello\r\n0\n\r\n"), 400),
+    ("trailer-bare-lf", te(b"5\r\nhello\r\n0\r\nX-T: 1\n\r\n"), 400),
     # -- request lines --------------------------------------------------------
     ("version-no-minor", line(b"GET / HTTP/1"), 400),
     ("http09", b"GET /\r\n", 400),
