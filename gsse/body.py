@@ -42,6 +42,9 @@ MAX_TRAILERS = 16 * 1024
 class BadBody(BadRequest, _InvalidClientInput):  # type: ignore[misc]
     """The body is malformed (a bad chunk) or the connection ended inside it."""
 
+    #: What exactly went wrong (logged, escaped; not sent to the client).
+    detail = ""
+
 
 class BodyTimeout(RequestTimeout, _InvalidClientInput):  # type: ignore[misc]
     """The client sent its body too slowly."""
@@ -141,7 +144,9 @@ class BodyReader:
         except (OSError, ValueError) as exc:
             # pywsgi's chunk errors (_InvalidClientInput, ValueError for an
             # empty size line), an early EOF or a reset: the client's fault.
-            raise self._fail(BadBody(f"the request body is malformed: {exc}")) from None
+            error = BadBody("the request body is malformed or cut short")
+            error.detail = str(exc)  # for the log only, never the response
+            raise self._fail(error) from None
         finally:
             if timer is not None:
                 timer.close()

@@ -228,12 +228,13 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         STATS.reject(status)
         logger.log(
             _level(status),
-            "refused the body of %s %s from %s with %d: %s",
+            "refused the body of %s %s from %s with %d: %s (%s)",
             escape(self.command or "-"),
             escape(self.path or "-", 200),
             self._client(),
             status,
             escape(getattr(error, "description", None) or str(error)),
+            escape(getattr(error, "detail", "")),
         )
 
     def _handle_client_error(self, ex: BaseException) -> Any:
