@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
 from .event import Event
+from .logsafe import escape
 from .settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -143,7 +144,9 @@ class App:
         except HTTPException as exc:
             return exc.get_response(request.environ)
         except Exception:
-            logger.exception("handler for %s %s failed", request.method, request.path)
+            logger.exception(
+                "handler for %s %s failed", request.method, escape(request.path, 200)
+            )
             return InternalServerError().get_response(request.environ)
 
     def __call__(

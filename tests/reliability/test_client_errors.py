@@ -26,6 +26,7 @@ from gsse import Server
 from gsse.config import Config
 from gsse.limits import DEFAULT_MAX_BODY_SIZE
 from gsse.logsafe import escape
+from tests.helpers import RawStream
 from tests.helpers import http_get
 from tests.helpers import wait_until
 from tests.procs import Processes
@@ -251,3 +252,34 @@ def test_gsse_run_is_quiet_about_bad_clients_and_takes_max_body_size(
     log = proc.log
     assert "Traceback" not in log, log
     assert "ERROR" not in log and "WARNING" not in log, log
+
+
+def test_decoded_paths_are_escaped_in_log_lines(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """%0d or %1b in a path decode to controls; log lines still escape them."""
+    caplog.set_level(logging.DEBUG)
+    app = App()
+
+    @app.route("/boom/<path:rest>")
+    def boom(event: Event) -> str:
+        raise RuntimeError("boom")
+
+    @app.route("/s/<path:rest>")
+    def stream(event: Event) -> None:
+        event.start_sse()
+        event.set_stream_callback(lambda writer: writer.send_event("hi"))
+
+    server = serve(app)
+    forged = b"/boom/x%0d127.0.0.1%20forged%1b[2J"
+    reply = raw_request(
+        server.port, b"GET " + forged + b" HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(reply) == 500
+    with RawStream(server.port, "/s/x%0dforged%1b[2J") as events:
+        events.read_until(b"hi")
+    assert wait_until(lambda: len(server.registry) == 0)
+    messages = [r.getMessage() for r in logged_lines(caplog)]
+    assert any("/boom/x\\x0d127" in m for m in messages), messages
+    assert any("/s/x\\x0dforged\\x1b" in m for m in messages), messages
+    assert not [m for m in messages if CONTROL.search(m)]
