@@ -20,6 +20,9 @@ import pytest
 from gsse import App
 from gsse import Event
 from gsse import Server
+from gsse.framing import FramingError
+from gsse.framing import parse_chunk_line
+from gsse.framing import parse_field_lines
 from tests.reliability.support import header_of
 from tests.reliability.support import read_all
 from tests.reliability.support import status_of
@@ -318,3 +321,78 @@ def test_keep_alive_still_serves_well_framed_requests_in_turn(serve: Serve) -> N
     reply = exchange(server.port, data)
     assert responses(reply) == 4, reply
     assert hits == ["/smuggled"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "fields"),
+    [
+        (["X:\r\n"], [("X", "")]),
+        (["X: \t \r\n"], [("X", "")]),
+        (["X:\ta \t b\t \r\n"], [("X", "a \t b")]),
+        (["X: caf\xe9\r\n"], [("X", "caf\xe9")]),
+        (["X: a\r\n", "  b \r\n", "\tc\r\n"], [("X", "a b c")]),
+        (["X: a\r\n", "\r\n", "Y: b\r\n"], [("X", "a")]),
+    ],
+)
+def test_header_lines_parse_to_trimmed_values(
+    lines: list[str], fields: list[tuple[str, str]]
+) -> None:
+    """Values lose outer whitespace; folds join; parsing stops at the blank line."""
+    assert parse_field_lines(lines) == fields
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["X: a\x1bb\r\n"],
+        ["X : a\r\n"],
+        ["X: a\rb\r\n"],
+        ["X: a\n"],
+        [" X: a\r\n"],
+        ["X: a\x00\r\n"],
+        ["X: \x7f\r\n"],
+        ["X: a\r\n", "\tb\x1b\r\n"],
+        ["X\r\n"],
+        ["(X): a\r\n"],
+    ],
+)
+def test_bad_header_lines_are_refused(lines: list[str]) -> None:
+    """Any header line that is not exactly name: value CRLF raises FramingError."""
+    with pytest.raises(FramingError) as info:
+        parse_field_lines(lines)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("line", "size"),
+    [
+        ("5\r\n", 5),
+        ("A;x=1\r\n", 10),
+        ('0;a="q \\" x";b\r\n', 0),
+        ("f" * 16 + "\r\n", 2**64 - 1),
+    ],
+)
+def test_chunk_lines_parse(line: str, size: int) -> None:
+    """Hex sizes with optional extensions give the chunk size."""
+    assert parse_chunk_line(line) == size
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "5 \r\n",
+        "\r\n",
+        "-5\r\n",
+        "0x5\r\n",
+        "5;\nX\r\n",
+        "5\n",
+        "f" * 17 + "\r\n",
+        '5;a="x\r\n',
+        "5;=b\r\n",
+        "+5\r\n",
+    ],
+)
+def test_bad_chunk_lines_are_refused(line: str) -> None:
+    """Anything but hex digits and well-formed extensions is refused."""
+    with pytest.raises(FramingError):
+        parse_chunk_line(line)
