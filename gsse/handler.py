@@ -124,6 +124,10 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             head = head[:200]
             try:
                 line: str = rfile.readline(MAX_REQUEST_LINE).decode("latin-1")
+                if line == "\r\n":
+                    # RFC 9112 §2.2: ignore an empty line before a request
+                    # (some clients send a CRLF after a body).
+                    line = rfile.readline(MAX_REQUEST_LINE).decode("latin-1")
             except HeaderTimeout:
                 # A request begun and not finished: answered 408 by read_request.
                 self._line_timed_out = True
