@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 
 from .callbacks import check_plain
 from .event import Event
+from .logsafe import escape
 from .settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -147,7 +148,9 @@ class App:
         except HTTPException as exc:
             return exc.get_response(request.environ)
         except Exception:
-            logger.exception("handler for %s %s failed", request.method, request.path)
+            logger.exception(
+                "handler for %s %s failed", request.method, escape(request.path, 200)
+            )
             return InternalServerError().get_response(request.environ)
 
     def __call__(

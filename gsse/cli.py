@@ -333,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
     )
     options.value(
+        "--max-body-size",
+        _int_at_least(0),
+        None,
+        "request body bytes before 413 Content Too Large; 0: no limit"
+        " (default: 10485760, 10 MiB)",
+        metavar="BYTES",
+    )
+    options.value(
         "--log-level",
         _choice(LOG_LEVELS),
         "info",
@@ -380,6 +388,7 @@ def config_from_args(args: argparse.Namespace, bind: Sequence[Address] = ()) -> 
         graceful_timeout=graceful_timeout,
         max_connections=args.max_connections,
         max_streams_per_ip=args.max_streams_per_ip,
+        max_body_size=args.max_body_size,
         log_level=args.log_level,
         broker=args.broker,
         reload=args.reload,

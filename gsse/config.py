@@ -48,6 +48,8 @@ class Config:
     graceful_timeout: float = 10.0
     max_connections: int | None = None
     max_streams_per_ip: int | None = None
+    #: Request body bytes before 413; ``0``: no limit; ``None``: the default.
+    max_body_size: int | None = None
     log_level: str = "info"
     broker: str | None = None
     reload: bool = False
@@ -78,6 +80,8 @@ class Config:
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
+        if self.max_body_size is not None:
+            options["max_body_size"] = self.max_body_size or None
         return options
 
     def to_argv(self) -> list[str]:
@@ -98,6 +102,7 @@ class Config:
             ("--send-timeout", self.send_timeout),
             ("--max-connections", self.max_connections),
             ("--max-streams-per-ip", self.max_streams_per_ip),
+            ("--max-body-size", self.max_body_size),
             ("--broker", self.broker),
         ):
             if value is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 from gevent.event import Event as GeventEvent
 
+from .logsafe import escape
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class StreamRegistry:
         :param environ: the stream's request, for log context and add hooks.
         """
         if environ is not None:
-            transport.path = environ.get("PATH_INFO", "")
+            # Logged with every line about the stream: escaped, as client data.
+            transport.path = escape(environ.get("PATH_INFO", ""), 200)
         if self.shutting_down:
             transport.close()
             return

@@ -1,11 +1,11 @@
 """The gsse server: gevent's pywsgi, with a fast path for SSE responses.
 
-HTTP parsing, keep-alive and error responses are gevent's well-tried
-``pywsgi``. gsse adds one thing to its connection handler: when a response's
-body is an :class:`~gsse.stream.SSEBody`, the handler writes the headers and
-the first chunk at once (pywsgi alone would wait for the first non-empty
-body chunk), then gives the socket to the stream and runs the callback in
-the connection's greenlet. Everything else is plain WSGI.
+Connections, keep-alive and responses are gevent's well-tried ``pywsgi``;
+its connection handler is gsse's (:mod:`gsse.fastpath`): requests are read
+strictly and within limits (:mod:`gsse.handler`), and a response whose body
+is an :class:`~gsse.stream.SSEBody` takes the fast path: headers and first
+chunk in one send, then the socket belongs to the stream. Everything else
+is plain WSGI.
 
 Shutdown (SIGTERM, SIGINT): stop accepting, set ``writer.shutting_down``,
 wait up to ``graceful_timeout`` for streams to end, close the rest with
@@ -15,7 +15,6 @@ loop blocked past the graceful timeout ends the process (:mod:`gsse.signals`).
 
 from __future__ import annotations
 
-import _socket
 import logging
 import signal
 import socket
@@ -31,149 +30,35 @@ from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
 from .config import HANDLER_MODES
+from .fastpath import SSEHandler
+from .fastpath import access_logger
+from .limits import DEFAULT_BODY_IDLE_TIMEOUT
+from .limits import DEFAULT_BODY_TIMEOUT
 from .limits import DEFAULT_HEADER_TIMEOUT
+from .limits import DEFAULT_MAX_BODY_SIZE
 from .limits import DEFAULT_MAX_HEADER_COUNT
 from .limits import DEFAULT_MAX_HEADER_SIZE
 from .limits import Limiter
 from .limits import Limits
-from .limits import LimitsMixin
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
 from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
 from .stream import REGISTRY_KEY
-from .stream import SSEBody
-from .stream import sse_body_of
-from .threaded import CONNECTION_KEY
 from .threaded import ThreadedHandlers
-from .transport import Transport
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("gsse.access")
 
 DEFAULT_GRACEFUL_TIMEOUT = 10.0
 #: Connections the kernel queues before gsse accepts them (gunicorn's and
 #: uvicorn's default). gevent's own, 128, drops the SYNs of a reconnect
 #: storm, and each dropped client waits a second to retry.
 DEFAULT_BACKLOG = 2048
-#: First body writes up to this size go out with the response head in one send.
-SMALL_FIRST_WRITE = 16 * 1024
-
-
-def log_stream_end(
-    transport: Transport, log: Any, head: str, head_bytes: int, started: float
-) -> None:
-    """Write a stream's access line once it ends: bytes, seconds, reason."""
-
-    def write(transport: Transport) -> None:
-        seconds = time.time() - started
-        sent = head_bytes + transport.written
-        log.write(f"{head} {sent} {seconds:.6f} ({transport.close_reason})\n")
-
-    transport.on_close(write)
-
-
-class SSEHandler(LimitsMixin):
-    """pywsgi's connection handler, plus limits and the SSE fast path."""
-
-    def handle(self) -> None:
-        # pywsgi may write a response in two sends (headers, then body); with
-        # Nagle's algorithm on, the second waits for the client's delayed ACK
-        # (40 ms on Linux). Every small SSE event would wait the same way.
-        sock: Any = self.socket
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass  # not TCP (a Unix socket), or already closed
-        super().handle()
-
-    _requests = 0
-
-    def get_environ(self) -> dict[str, Any]:
-        environ: dict[str, Any] = super().get_environ()
-        # For handlers="threads": skip the work of a client that hung up.
-        environ[CONNECTION_KEY] = self.socket
-        return environ
-
-    def handle_one_request(self) -> Any:
-        # A keep-alive client that sends its next request before this one's
-        # response is done finds it already readable: pywsgi would serve it
-        # without ever yielding, and one busy connection would starve every
-        # stream, timer and other client. Yield to the loop between requests.
-        if self._requests:
-            gevent.sleep(0)
-        self._requests += 1
-        return super().handle_one_request()
-
-    def _write_with_headers(self, data: bytes) -> None:
-        # pywsgi sends the head and the first body bytes in two system
-        # calls; gather both and send once when the body is small (every
-        # SSE preamble, most pages): a send is most of a small response's
-        # cost on loopback.
-        if len(data) > SMALL_FIRST_WRITE:
-            super()._write_with_headers(data)
-            return
-        parts: list[bytes] = []
-        self._sendall = parts.append
-        try:
-            super()._write_with_headers(data)
-        finally:
-            del self._sendall
-        self._sendall(b"".join(parts))
-
-    _streamed: Transport | None = None
-
-    def log_request(self) -> None:
-        # pywsgi formats the access line before the logger can drop it; skip
-        # the work (about 4 % of a stream's setup) when nobody listens.
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        transport, self._streamed = self._streamed, None
-        if transport is None:
-            super().log_request()
-            return
-        # A stream is logged when it ends, with its real length and duration
-        # (as gunicorn does), and why it ended. pywsgi's line ends with
-        # "<length> <seconds>": keep the rest, as formatted for this request.
-        head = self.format_request().rsplit(" ", 2)[0]
-        log_stream_end(
-            transport, self.server.log, head, self.response_length, self.time_start
-        )
-
-    def process_result(self) -> None:
-        body = sse_body_of(self.result)
-        if body is not None and not self.headers_sent:
-            self._stream(body)
-        else:
-            super().process_result()
-
-    def _stream(self, body: SSEBody) -> None:
-        if body.environ is None:
-            # Flask swaps the response's class, so get_app_iter() never saw it.
-            body.environ = self.environ
-        if self.refuse_stream():
-            return
-        # pywsgi writes status, headers and this first chunk in one go.
-        self.write(body.preamble())
-        chunked: bool = self.response_use_chunked  # type: ignore[has-type]
-        # From here the stream owns the socket and ends the chunked body
-        # itself; pywsgi must neither frame, close nor reuse the connection.
-        # The stream takes the bare file descriptor: gevent closes the
-        # connection's socket object once the request's file objects are
-        # garbage-collected, which may be long before the stream ends (and
-        # would pull the fd from under the stream's watchers).
-        sock = _socket.socket(fileno=self.socket.detach())  # type: ignore[has-type]
-        sock.setblocking(False)
-        self.response_use_chunked = False
-        self.close_connection = True
-        self.socket = None
-        self.release_connection()  # the registry counts it from now on
-        self._streamed = body.serve_socket(sock, chunked)
 
 
 class Server:
@@ -193,9 +78,14 @@ class Server:
         ones get ``429`` with ``Retry-After``; ``None``: no limit.
     :param max_header_size: bytes of request headers before ``431``.
     :param max_header_count: request header lines before ``431``.
-    :param max_body_size: request body bytes before ``413``; ``None``: no limit.
+    :param max_body_size: request body bytes before ``413`` (default 10 MiB);
+        ``None``: no limit.
     :param header_timeout: seconds to send a request's line and headers
         (``408``), and for an idle keep-alive connection to send the next.
+    :param body_idle_timeout: seconds a request body may pause between two
+        pieces before ``408``; ``None``: no limit.
+    :param body_timeout: seconds the app may wait in all for a request
+        body before ``408``; ``None``: no limit.
     :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
     :param max_blocking_time: log (with its stack) and count every time the
         event loop is blocked longer than this many seconds; ``None``: off.
@@ -233,8 +123,10 @@ class Server:
         max_streams_per_ip: int | None = None,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
-        max_body_size: int | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
         header_timeout: float | None = DEFAULT_HEADER_TIMEOUT,
+        body_idle_timeout: float | None = DEFAULT_BODY_IDLE_TIMEOUT,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
         retry_after: int = 5,
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
@@ -270,6 +162,8 @@ class Server:
             max_body_size=max_body_size,
             header_timeout=header_timeout,
             retry_after=retry_after,
+            body_idle_timeout=body_idle_timeout,
+            body_timeout=body_timeout,
         )
         self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.registry = StreamRegistry()

@@ -14,7 +14,11 @@ Two transports share one small interface (``write``, ``full``,
   take stays in the bounded buffer, flushed by a libev write watcher. A
   libev read watcher notices a client that hangs up at once, even on an
   idle stream, without a greenlet waiting on it. So a stream needs no
-  greenlet of its own unless user code is running.
+  greenlet of its own unless user code is running. An end of file may
+  only be a half-close (``shutdown(SHUT_WR)``, a client that still
+  reads): the stream goes on, and a keep-alive sent at once tells a client
+  that is really gone (it answers with a reset, seen ``PROBE_DELAY`` later,
+  or the next write fails).
 - :class:`QueueTransport` (any other WSGI host) queues bytes for the host's
   response iterator, which the host writes with its own socket code.
 
@@ -37,12 +41,15 @@ import errno
 import fcntl
 import itertools
 import logging
+import os
 import struct
 import termios
 import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator
+from socket import SO_ERROR
+from socket import SOL_SOCKET
 from socket import socket as RawSocket
 from typing import Any
 
@@ -64,6 +71,10 @@ OVERFLOW_FACTOR = 16
 CORK_BYTES = 16 * 1024
 
 _CHUNKED_END = b"0\r\n\r\n"
+#: After the client's end of file: seconds until the first check for the
+#: reset a client that is gone answers the keep-alive with, then between checks.
+PROBE_DELAY = 0.25
+PROBE_INTERVAL = 1.0
 _monotonic = time.monotonic
 _stream_ids = itertools.count(1)
 
@@ -335,6 +346,7 @@ class SocketTransport(Transport):
         "_cork",
         "_corked",
         "_queued",
+        "_probe",
     )
 
     def __init__(self, sock: Any, chunked: bool, settings: ResolvedSettings) -> None:
@@ -355,6 +367,8 @@ class SocketTransport(Transport):
         self._corked = False
         #: Bytes in the kernel's send queue when last asked (-1: unknown).
         self._queued = -1
+        #: Checks for a reset once the client has sent its end of file.
+        self._probe: Any = None
         self._reader.start(self._on_readable)
 
     @property
@@ -459,14 +473,50 @@ class SocketTransport(Transport):
             self.abort(f"client connection failed: {exc.strerror or exc}")
             return
         if not data:
-            logger.debug(
-                "stream %d %s: the client closed its connection",
-                self.stream_id,
-                self.path,
-                extra=self.log_context,
-            )
-            self.abort("the client went away")
+            self._on_eof()
         # Anything else a client sends while it streams is ignored.
+
+    def _on_eof(self) -> None:
+        """The client sent its end of file: gone, or half-closed and reading.
+
+        Keep streaming: stop watching reads (an end of file stays readable)
+        and send a keep-alive now. A client that is gone answers it (or any
+        later write) with a reset, which :meth:`_check_gone` finds on a
+        timer; a write after the reset fails and aborts the stream as well.
+        """
+        logger.debug(
+            "stream %d %s: the client closed its side; checking it still reads",
+            self.stream_id,
+            self.path,
+            extra=self.log_context,
+        )
+        if self._reader is not None:
+            self._reader.stop()
+        self._probe = gevent.get_hub().loop.timer(PROBE_DELAY, PROBE_INTERVAL)
+        self._probe.start(self._check_gone)
+        try:
+            self.write(PING)
+        except ClientDisconnected:
+            pass
+
+    def _check_gone(self) -> None:
+        """Has the half-closed client answered a write with a reset?"""
+        # recv() reports the end of file, not the reset that came after it;
+        # the socket's pending error does (EPIPE or ECONNRESET).
+        try:
+            error = self._raw.getsockopt(SOL_SOCKET, SO_ERROR)
+        except OSError as exc:
+            error = exc.errno or errno.EBADF
+        if not error:
+            return
+        logger.debug(
+            "stream %d %s: the client went away (%s)",
+            self.stream_id,
+            self.path,
+            os.strerror(error),
+            extra=self.log_context,
+        )
+        self.abort("the client went away")
 
     def _release(self) -> None:
         if self._reader is None:
@@ -474,6 +524,9 @@ class SocketTransport(Transport):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         self._reader.stop()
         self._writer.stop()
         self._reader.close()
