@@ -216,6 +216,7 @@ def test_idle_and_dead_connections_are_closed(
         opened = [gevent.spawn(one, i) for i in range(60)]
         gevent.joinall(opened, timeout=60, raise_error=True)
         streams = [g.value for g in opened]
+        assert wait_until(lambda: live(broker, "burst") == 60, timeout=30)
         broker.publish("burst", "go")
         for stream in streams:
             assert stream.events(1, timeout=30)[0].data == "go"
@@ -270,6 +271,12 @@ def test_500_concurrent_subscribers_cost_a_bounded_number_of_connections(
             "--broker", redis_server.url,
         )  # fmt: skip
         process.wait_port(port, timeout=30)
+        # Warm up (lazily made fds), then count the idle process's fds.
+        before = {"Last-Event-ID": post_event(port, "cold")}
+        post_event(port, "warm")
+        with RawStream(port, SHARED, headers=before, timeout=30) as stream:
+            stream.read_until(b"warm", timeout=30)
+        gevent.sleep(0.5)
         idle = fds_of(process.pid)
         peak = 0
 

@@ -50,6 +50,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
 #: Seconds between the listener's housekeeping (closing idle connections).
 TICK = 1.0
+#: Seconds the listener waits for a message before it looks at its state.
+LISTEN_WAIT = 0.25
 
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 
@@ -102,7 +104,9 @@ class ChannelReader:
         #: Where the reader is in each channel with subscribers here.
         self.positions: dict[str, Key] = {}
         #: Channels that may have events after their position.
-        self._dirty: set[str] = set()
+        #: In the order they were announced (a dict as an ordered set), so
+        #: events of several channels with the same id keep publish order.
+        self._dirty: dict[str, None] = {}
         self._sweep = False
         self._recover_needed = False
         #: The listener lost Redis and has not reconnected yet.
@@ -115,7 +119,7 @@ class ChannelReader:
     def follow(self, channel: str, position: Key) -> None:
         """Read ``channel`` from ``position`` on (it has a subscriber now)."""
         self.positions[channel] = position
-        self._dirty.add(channel)
+        self._dirty[channel] = None
         self._wake.set()
 
     def forget(self, channel: str) -> None:
@@ -134,7 +138,10 @@ class ChannelReader:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+        # Let them stop by themselves: killed while connecting, redis-py
+        # would leave the new socket open.
         greenlets, self._greenlets = self._greenlets, []
+        gevent.joinall(greenlets, timeout=LISTEN_WAIT + 5)
         for greenlet in greenlets:
             greenlet.kill(block=True, timeout=5)
         self._listen_client.connection_pool.disconnect()
@@ -152,6 +159,12 @@ class ChannelReader:
                 gevent.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
+            except Exception:
+                STATS.broker_errors += 1
+                logger.exception("listening to Redis at %s failed", self.where)
+                self._sweep = True  # names may have been missed meanwhile
+                gevent.sleep(BACKOFF_MAX)
+                continue
             finally:
                 pubsub.close()
             delay = BACKOFF_FIRST
@@ -159,26 +172,39 @@ class ChannelReader:
     def _listen(self, pubsub: Any) -> None:
         pubsub.subscribe(self._notify)
         deadline = time.monotonic() + 10
-        while True:  # the confirmation: from now on no publish goes unheard
-            message = pubsub.get_message(timeout=1.0)
-            if message is not None and message["type"] == "subscribe":
-                break
-            if time.monotonic() > deadline:
-                raise redis.TimeoutError("no reply to SUBSCRIBE")
-        if self.down:
+        housekeeping = time.monotonic()
+        confirmed = False
+        while not self._closed:
+            message = pubsub.get_message(timeout=LISTEN_WAIT)
+            while message is not None:
+                if message["type"] == "subscribe":
+                    self._subscribed(again=confirmed)
+                    confirmed = True
+                elif message["type"] == "message":
+                    channel = message["data"].decode(errors="replace")
+                    if channel in self.positions:
+                        self._dirty[channel] = None
+                        self._wake.set()
+                message = pubsub.get_message(timeout=0)
+            now = time.monotonic()
+            if not confirmed and now > deadline:
+                raise redis.TimeoutError("Redis did not confirm SUBSCRIBE in 10 s")
+            if now - housekeeping >= TICK:
+                housekeeping = now
+                self._pool.close_idle()
+
+    def _subscribed(self, *, again: bool) -> None:
+        """From now on no publish goes unheard; a sweep reads what came before.
+
+        ``again``: redis-py reconnected by itself inside ``get_message``.
+        Either way Redis may have restarted, maybe without its data.
+        """
+        if again:
+            self._pool.close_idle(0)
+        if again or self.down:
             self._recover_needed = True
         self._sweep = True
         self._wake.set()
-        while not self._closed:
-            message = pubsub.get_message(timeout=TICK)
-            while message is not None:
-                if message["type"] == "message":
-                    channel = message["data"].decode(errors="replace")
-                    if channel in self.positions:
-                        self._dirty.add(channel)
-                        self._wake.set()
-                message = pubsub.get_message(timeout=0)
-            self._pool.close_idle()
 
     def _went_down(self, exc: BaseException) -> None:
         # Every idle connection of the pool went to the same, gone, Redis.
@@ -205,18 +231,19 @@ class ChannelReader:
                 continue
             try:
                 self._read_once()
+                pause = 0.0
             except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
                 logger.debug("reading channels from Redis at %s: %s", self.where, exc)
-                gevent.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
-                continue
+                pause, delay = delay, min(delay * 2, BACKOFF_MAX)
             except Exception:
                 STATS.broker_errors += 1
                 logger.exception("reading channels from Redis at %s failed", self.where)
-                gevent.sleep(BACKOFF_MAX)
-                continue
-            delay = BACKOFF_FIRST
+                pause = BACKOFF_MAX
+            if pause:
+                gevent.sleep(pause)
+            else:
+                delay = BACKOFF_FIRST
 
     def _read_once(self) -> None:
         if self._recover_needed:
@@ -231,14 +258,14 @@ class ChannelReader:
                 )
         if self._sweep:
             self._sweep = False
-            self._dirty.update(self.positions)
-        dirty, self._dirty = self._dirty, set()
+            self._dirty.update(dict.fromkeys(self.positions))
+        dirty, self._dirty = self._dirty, {}
         channels = [channel for channel in dirty if channel in self.positions]
         try:
             for start in range(0, len(channels), READ_KEYS):
                 self._read(channels[start : start + READ_KEYS])
         except BaseException:
-            self._dirty |= dirty  # read them again once Redis answers
+            self._dirty = dirty | self._dirty  # read them again once Redis answers
             raise
 
     def _read(self, channels: list[str]) -> None:
@@ -261,7 +288,7 @@ class ChannelReader:
         for stream_key, entries in items:
             channel = bytes(stream_key[cut:]).decode()
             if len(entries) >= READ_COUNT:
-                self._dirty.add(channel)  # there may be more
+                self._dirty[channel] = None  # there may be more
                 self._wake.set()
             batch += [(entry_key(eid), channel, eid, fields) for eid, fields in entries]
         batch.sort(key=_by_key)
