@@ -199,6 +199,37 @@ def test_the_reader_reads_only_channels_that_got_events(
             stream.close()
 
 
+def test_events_announced_while_the_listener_was_cut_off_still_arrive(
+    serve: Serve,
+    redis_server: RedisServer,  # noqa: F811
+    brokers: list[RedisBroker],  # noqa: F811
+) -> None:
+    """Publishes whose pub/sub notice nobody heard are read after the reconnect."""
+    broker = make_broker(brokers, redis_server.url)
+    other = make_broker(brokers, redis_server.url)  # as another process would
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("cut", "other"), timeout=30) as stream:
+        assert wait_until(lambda: live(broker, "other") == 1, timeout=10)
+        first = other.publish("cut", "before")
+        assert [m.data for m in stream.events(1, timeout=10)] == ["before"]
+        # In one transaction: drop the listener's connection, then publish,
+        # so the notices of these events reach no one.
+        pipe = other._client.pipeline(transaction=True)
+        pipe.client_kill_filter(_type="pubsub")
+        for i in range(3):
+            token = f"gsse:published:cut-{i}".encode()
+            keys = [other._stream_key("cut"), token]
+            args = [other.history, f"data: lost {i}\n\n".encode(), 10]
+            other._publish(keys=keys, args=[*args, other._notify, b"cut"], client=pipe)
+        replies = pipe.execute()
+        got = stream.events(3, timeout=20)
+        assert [m.data for m in got] == ["lost 0", "lost 1", "lost 2"]
+        assert [m.id.split(",")[0] for m in got] == [r.decode() for r in replies[1:]]
+        assert first < got[0].id
+        new = other.publish("other", "later")
+        assert stream.events(1, timeout=10)[0].id.split(",")[1] == new
+
+
 def test_idle_and_dead_connections_are_closed(
     serve: Serve,
     redis_server: RedisServer,  # noqa: F811
