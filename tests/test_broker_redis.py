@@ -35,7 +35,7 @@ def sub_path(*channels: str) -> str:
 def live(broker: gsse.Broker, channel: str) -> int:
     """Subscribers of ``channel`` in this process that are past their replay."""
     assert isinstance(broker, RedisBroker)
-    subscribers = broker._subscribers.get(channel, set())
+    subscribers = broker._reader.subscribers.get(channel, set())
     return sum(1 for s in subscribers if s.pending is None)
 
 
@@ -272,7 +272,7 @@ def test_redis_restart_without_its_data_sends_a_reset(
         first = broker.publish("c", "before")
         assert [m.id for m in stream.events(1, timeout=10)] == [first]
         redis_server.kill()
-        assert wait_until(lambda: broker._reader_id is None, timeout=15)
+        assert wait_until(lambda: broker._reader.down, timeout=15)
         redis_server.start()
         # The reader notices the lost history and resets the stream.
         reset = stream.events(1, timeout=30)[0]
@@ -361,10 +361,9 @@ def test_a_retried_publish_adds_its_event_once(
 ) -> None:
     """Running a publish again with its token (a retry) returns the same id."""
     broker = make_broker(brokers, redis_server.url)
-    keys = [*broker._keys("once"), b"gsse:published:test-token"]
-    args = [broker.history, b"data: x\n\n", 10]
-    first = broker._publish(keys=keys, args=args)
-    again = broker._publish(keys=keys, args=args)
+    token = b"gsse:published:test-token"
+    first = broker._run_publish("once", b"data: x\n\n", token, 10)
+    again = broker._run_publish("once", b"data: x\n\n", token, 10)
     assert first == again
     other = redis.Redis.from_url(redis_server.url)
     try:

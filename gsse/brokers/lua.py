@@ -1,69 +1,75 @@
 """The Lua scripts of the Redis broker (run atomically inside Redis).
 
-Keys per channel: ``<prefix>:stream:<channel>``, a Stream holding the
-channel's history (entry ids are event ids), and ``<prefix>:floor:<channel>``,
-the id after which every event is still in the Stream. A new channel's floor
-is one millisecond before the time it was first used, so its first event
-(``XADD *``, at that time or later) is after it, and an id from before Redis
-lost its data is older than the floor. A publish also keeps a token key for
-as long as it may be retried, which makes a retried publish idempotent.
+The only key per channel is ``<prefix>:stream:<channel>``, a Stream holding
+the channel's history (entry ids are event ids); only a publish writes it,
+so subscribing to a channel nobody publishes to leaves nothing in Redis.
+
+Each entry carries, besides the event (``r``), the id of the entry before
+it (``p``; ``0-0`` for a channel's first event). Once ``MAXLEN`` trims the
+Stream, its oldest entry's ``p`` is therefore the newest trimmed id: the
+*floor*, after which every event is still there. A ``Last-Event-ID`` is
+resumable exactly when it lies between the floor and the newest id; for a
+Stream never trimmed, when it is one of its ids or ``0-0`` (the position of
+a stream that subscribed while the channel was empty). The check and the
+replay read are one script, so trimming cannot slip between them.
+
+A publish also keeps a token key for as long as it may be retried, which
+makes a retried publish idempotent, and announces the channel's name on the
+``notify`` pub/sub channel, which tells readers what to read (see
+redis_reader.py).
 """
 
 from __future__ import annotations
 
-_ENSURE_FLOOR = """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1
-  redis.call('SET', KEYS[2], string.format('%.0f', ms) .. '-0')
-end
-"""
-
-#: KEYS: stream, floor, token; ARGV: history, encoded event, token lifetime (s).
-PUBLISH = (
-    """
-local done = redis.call('GET', KEYS[3])
+#: KEYS: stream, token; ARGV: history, encoded event, token lifetime (s),
+#: notify channel, channel name. Returns the new entry's id.
+PUBLISH = """
+local done = redis.call('GET', KEYS[2])
 if done then return done end
-"""
-    + _ENSURE_FLOOR
-    + """
-local maxlen = tonumber(ARGV[1])
-local length = redis.call('XLEN', KEYS[1])
-if length >= maxlen then
-  local dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', length - maxlen + 1)
-  redis.call('SET', KEYS[2], dropped[#dropped][1])
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', 'r', ARGV[2])
-redis.call('SET', KEYS[3], id, 'EX', ARGV[3])
+local previous = '0-0'
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #newest > 0 then previous = newest[1][1] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*',
+                      'r', ARGV[2], 'p', previous)
+redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return id
 """
-)
 
-#: KEYS: stream, floor; ARGV: resume after this id ('' for none), max count.
-#: Returns {newest id (the floor when empty), entries after the id or false}.
-STATE = (
-    _ENSURE_FLOOR
-    + """
-local floor = redis.call('GET', KEYS[2])
-local last = floor
+#: KEYS: stream; ARGV: resume after this id ('' for none). Read-only.
+#: Returns {newest id ('0-0' when empty), entries after the id or false}.
+STATE = """
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if #newest > 0 then last = newest[1][1] end
-if ARGV[1] == '' then return {last, false} end
-local function parse(id)
-  local a, b = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(a), tonumber(b)
+local after = ARGV[1]
+if #newest == 0 then
+  if after == '0-0' then return {'0-0', {}} end
+  return {'0-0', false}
 end
+local last = newest[1][1]
+if after == '' then return {last, false} end
 local function le(x, y)
-  local xa, xb = parse(x)
-  local ya, yb = parse(y)
-  return xa < ya or (xa == ya and xb <= yb)
+  local xa, xb = string.match(x, '^(%d+)-(%d+)$')
+  local ya, yb = string.match(y, '^(%d+)-(%d+)$')
+  -- Compare as integers of any length (no leading zeros): length, then text.
+  if #xa ~= #ya then return #xa < #ya end
+  if xa ~= ya then return xa < ya end
+  if #xb ~= #yb then return #xb < #yb end
+  return xb <= yb
 end
-if not (le(floor, ARGV[1]) and le(ARGV[1], last)) then return {last, false} end
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+local floor = first[1]
+local fields = first[2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'p' then floor = fields[i + 1] end
+end
+local ok
+if floor == '0-0' then ok = after == '0-0' or le(first[1], after)
+else ok = le(floor, after) end
+if not (ok and le(after, last)) then return {last, false} end
 -- Only a position this channel issued resumes (not another channel's id).
-if ARGV[1] ~= floor and ARGV[1] ~= last and
-   #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+if after ~= floor and after ~= last and after ~= '0-0' and
+   #redis.call('XRANGE', KEYS[1], after, after) == 0 then
   return {last, false}
 end
-return {last, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+return {last, redis.call('XRANGE', KEYS[1], '(' .. after, '+')}
 """
-)

@@ -3,24 +3,22 @@
 Design (see docs/channels.md for the why):
 
 - Each channel is a Redis Stream (``gsse:stream:<channel>``). A publish is
-  one Lua script: ``XADD`` with an exact ``MAXLEN`` of ``history``, so the
-  Stream *is* the history, and its entry id (``ms-seq``) is the event id.
-  The script also keeps ``gsse:floor:<channel>``, the id after which every
-  event is still in the Stream: the newest trimmed id, or the time the
-  channel was first used. A ``Last-Event-ID`` is resumable exactly when it
-  lies between the floor and the newest id, and the check and the replay
-  read are one atomic script, so trimming cannot slip between them.
+  one Lua script (lua.py): ``XADD`` with an exact ``MAXLEN`` of ``history``,
+  so the Stream *is* the history, and its entry id (``ms-seq``) is the event
+  id. Each entry also records the id before it, so the oldest entry tells
+  the newest trimmed id (the floor). Only publishing writes to Redis:
+  subscribing reads, and leaves nothing behind.
+- A ``Last-Event-ID`` is resumable exactly when it lies between the floor
+  and the newest id, and the check and the replay read are one atomic
+  script, so trimming cannot slip between them.
 - A publish carries a random token that the script remembers while the
   publish may be retried, so retrying one whose reply was lost never adds
   the event twice.
-- One reader greenlet per broker and process runs ``XREAD BLOCK`` over every
-  channel that has subscribers here and fans each event out to them (one
-  encoding per event and process). ``CLIENT UNBLOCK`` wakes it when a
-  channel is added.
-- When Redis goes away, streams stay open. The reader retries with backoff;
-  once Redis answers it checks each channel's position against the floor:
-  still resumable means ``XREAD`` simply continues (the missed events
-  arrive), lost means a ``reset`` to the channel's subscribers. New streams
+- Per broker and process, one listener hears which channels got events and
+  one reader reads only those (redis_reader.py), on a bounded pool of
+  connections (redis_pool.py) plus one pub/sub connection.
+- When Redis goes away, streams stay open; once it answers, each channel
+  continues (the missed events arrive) or gets a ``reset``. New streams
   wait for Redis inside their stream. ``publish`` retries for
   ``publish_timeout`` seconds, then raises :class:`gsse.BrokerUnavailable`.
 
@@ -46,7 +44,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     ) from None
 
 import gevent
-from gevent.event import Event as GeventEvent
 
 from ..exceptions import BrokerUnavailable
 from ..metrics import STATS
@@ -55,30 +52,30 @@ from .base import Broker
 from .base import transport_of
 from .fanout import ChannelState
 from .fanout import Subscription
-from .fanout import fan_out
 from .fanout import requested_positions
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
-from .frames import parse_id
 from .lua import PUBLISH
 from .lua import STATE
+from .redis_pool import MAX_CONNECTIONS
+from .redis_pool import WAIT_SECONDS
+from .redis_pool import BoundedPool
+from .redis_reader import BACKOFF_FIRST
+from .redis_reader import BACKOFF_MAX
+from .redis_reader import UNAVAILABLE
+from .redis_reader import ChannelReader
+from .redis_reader import entry_frame
+from .redis_reader import entry_key
 
 logger = logging.getLogger(__name__)
 
-#: How long one XREAD waits for events before it is issued again (ms).
-BLOCK_MS = 5000
-#: Events one XREAD returns per channel at most.
-READ_COUNT = 1000
-#: Backoff between reconnection attempts: first and longest wait (s).
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 2.0
 #: Seconds a publish keeps retrying while Redis is unreachable.
 PUBLISH_TIMEOUT = 5.0
-#: Seconds a command (other than the reader's XREAD) may wait for its reply.
+#: Seconds a command may wait for its reply.
 REPLY_TIMEOUT = 5.0
-
-_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+#: Seconds of silence after which the pub/sub connection is checked (PING).
+HEALTH_CHECK_SECONDS = 10
 
 
 def _where(url: str) -> str:
@@ -125,44 +122,54 @@ class RedisBroker(Broker):
         self.publish_timeout = publish_timeout
         self._prefix = prefix
         self._stream_prefix = f"{prefix}:stream:".encode()
+        self._notify = f"{prefix}:notify".encode()
         # Nothing connects yet: an app may create its broker at import time,
         # before Redis is up or before the server forks its workers.
-        self._client = redis.Redis.from_url(
+        common: dict[str, Any] = {
+            "socket_connect_timeout": 2.0,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._pool = BoundedPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=WAIT_SECONDS,
             socket_timeout=REPLY_TIMEOUT,
-            socket_connect_timeout=2.0,
-            retry=Retry(NoBackoff(), 0),
+            **common,
         )
-        #: The reader's own connection (XREAD BLOCK holds it), made by the
-        #: reader in the process that runs it.
-        self._reader_client: redis.Redis | None = None
+        self._client = redis.Redis(connection_pool=self._pool)
+        # The listener's pub/sub connection: one, apart from the pool.
+        listen_pool = redis.ConnectionPool.from_url(
+            url,
+            max_connections=1,
+            socket_timeout=HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            **common,
+        )
         self._publish = self._client.register_script(PUBLISH)
         self._state = self._client.register_script(STATE)
-        #: Subscriptions of this process, by channel.
-        self._subscribers: dict[str, set[Subscription]] = {}
-        #: Where the reader is in each channel with subscribers here.
-        self._positions: dict[str, Key] = {}
-        self._generation = 0
-        self._reader_generation = 0
-        self._reader_id: int | None = None
-        self._reader: gevent.Greenlet | None = None
-        self._wake = GeventEvent()
-        self._closed = False
+        self._reader = ChannelReader(
+            where=self.where,
+            client=self._client,
+            pool=self._pool,
+            listen_client=redis.Redis(connection_pool=listen_pool),
+            notify=self._notify,
+            stream_prefix=self._stream_prefix,
+            read_states=self._read_states,
+        )
         #: A new stream is waiting for Redis (log that once, not per stream).
         self._waiting = False
 
     def __repr__(self) -> str:
-        return f"<RedisBroker {self.where} channels={len(self._subscribers)}>"
+        return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
 
-    def _keys(self, channel: str) -> list[bytes]:
-        name = channel.encode()
-        return [self._stream_prefix + name, f"{self._prefix}:floor:".encode() + name]
+    def _stream_key(self, channel: str) -> bytes:
+        return self._stream_prefix + channel.encode()
 
     # -- publishing ----------------------------------------------------------
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
         raw = self._encode(channel, data, event)
         token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
-        keys = [*self._keys(channel), token]
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
         lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
@@ -170,9 +177,9 @@ class RedisBroker(Broker):
         first = True
         while True:
             try:
-                new_id = self._publish(keys=keys, args=[self.history, raw, lifetime])
+                new_id = self._run_publish(channel, raw, token, lifetime)
                 return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
-            except _UNAVAILABLE as exc:
+            except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -203,25 +210,33 @@ class RedisBroker(Broker):
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, BACKOFF_MAX / 4)
 
+    def _run_publish(
+        self, channel: str, raw: bytes, token: bytes, lifetime: int
+    ) -> Any:
+        """One attempt of a publish (the script; ``token`` makes it idempotent)."""
+        keys = [self._stream_key(channel), token]
+        args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
+        args.append(channel.encode())
+        return self._publish(keys=keys, args=args)
+
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         transport = transport_of(writer)
         subscription = Subscription(transport, channels)
+        reader = self._reader
         for channel in channels:
-            self._subscribers.setdefault(channel, set()).add(subscription)
+            reader.subscribers.setdefault(channel, set()).add(subscription)
         transport.on_close(lambda _: self._unsubscribe(subscription))
         last_event_id = writer.last_event_id
         requested = requested_positions(last_event_id, len(channels))
         states = self._states_while_open(subscription, requested)
         if states is None:
             return
-        generation = self._generation
         gaps: list[tuple[str, Key, Key]] = []
         for channel, state in zip(channels, states, strict=True):
-            known = self._positions.get(channel)
+            known = reader.positions.get(channel)
             if known is None:
-                self._positions[channel] = state.last
-                self._generation += 1
+                reader.follow(channel, state.last)
             elif state.last < known:
                 # The reader started this channel from another stream's later
                 # snapshot: what lies between reaches this stream from history.
@@ -229,14 +244,12 @@ class RedisBroker(Broker):
         if gaps and subscription.pending is not None:
             try:
                 subscription.pending[:0] = self._read_gaps(gaps)
-            except _UNAVAILABLE:
+            except UNAVAILABLE:
                 STATS.broker_errors += 1
                 transport.abort("closed by the server: Redis went away meanwhile")
                 return
         subscription.start(last_event_id, requested, states)
-        self._ensure_reader()
-        if self._generation != generation:
-            self._wake_reader(self._generation)
+        reader.ensure_running()
 
     def _states_while_open(
         self, subscription: Subscription, requested: list[Key | None] | None
@@ -248,7 +261,7 @@ class RedisBroker(Broker):
                 states = self._read_states(subscription.channels, requested)
                 self._waiting = False
                 return states
-            except _UNAVAILABLE as exc:
+            except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
                 logger.log(
                     logging.DEBUG if self._waiting else logging.WARNING,
@@ -265,201 +278,43 @@ class RedisBroker(Broker):
     def _read_states(
         self, channels: tuple[str, ...], requested: list[Key | None] | None
     ) -> list[ChannelState]:
+        """Each channel's newest id and, where ``requested`` is resumable, replay."""
         pipe = self._client.pipeline(transaction=False)
         for i, channel in enumerate(channels):
             after = requested[i] if requested is not None else None
-            args: list[str | int] = [
-                "" if after is None else format_id(after),
-                self.history,
-            ]
-            self._state(keys=self._keys(channel), args=args, client=pipe)
+            args = ["" if after is None else format_id(after)]
+            self._state(keys=[self._stream_key(channel)], args=args, client=pipe)
         replies = pipe.execute()
         states = []
         for channel, (last, entries) in zip(channels, replies, strict=True):
             frames = None
             if entries is not None:
-                frames = [self._frame(channel, eid, fields) for eid, fields in entries]
-            states.append(ChannelState(_key(last), frames))
+                frames = [entry_frame(channel, eid, fields) for eid, fields in entries]
+            states.append(ChannelState(entry_key(last), frames))
         return states
 
     def _read_gaps(self, gaps: list[tuple[str, Key, Key]]) -> list[Frame]:
         pipe = self._client.pipeline(transaction=False)
         for channel, after, upto in gaps:
-            key = self._keys(channel)[0]
-            pipe.xrange(key, f"({format_id(after)}", format_id(upto))
+            pipe.xrange(
+                self._stream_key(channel), f"({format_id(after)}", format_id(upto)
+            )
         frames = []
         for (channel, _, _), entries in zip(gaps, pipe.execute(), strict=True):
-            frames += [self._frame(channel, eid, fields) for eid, fields in entries]
+            frames += [entry_frame(channel, eid, fields) for eid, fields in entries]
         return frames
 
-    @staticmethod
-    def _frame(channel: str, entry_id: bytes, fields: Any) -> Frame:
-        if isinstance(fields, list):  # a raw XRANGE reply inside a script
-            fields = dict(zip(fields[::2], fields[1::2], strict=True))
-        return Frame(channel, _key(entry_id), fields[b"r"])
-
     def _unsubscribe(self, subscription: Subscription) -> None:
+        subscribers_of = self._reader.subscribers
         for channel in subscription.channels:
-            subscribers = self._subscribers.get(channel)
+            subscribers = subscribers_of.get(channel)
             if subscribers is None:
                 continue
             subscribers.discard(subscription)
             if not subscribers:
-                del self._subscribers[channel]
-                self._positions.pop(channel, None)
-
-    # -- the reader greenlet -------------------------------------------------
-    def _ensure_reader(self) -> None:
-        if self._reader is None or self._reader.dead:
-            self._reader = gevent.spawn(self._read_forever)
-        self._wake.set()
-
-    def _wake_reader(self, generation: int) -> None:
-        """Make the reader issue its XREAD again, with the new channels."""
-        for _ in range(200):
-            if self._reader_generation >= generation or self._closed:
-                return
-            reader_id = self._reader_id
-            try:
-                if reader_id is not None and self._client.client_unblock(reader_id):
-                    return
-            except _UNAVAILABLE:
-                return  # the reader is recovering and will pick the channels up
-            gevent.sleep(0.005)
-
-    def _read_forever(self) -> None:
-        if self._reader_client is None:
-            self._reader_client = redis.Redis(
-                connection_pool=redis.ConnectionPool.from_url(
-                    self.url,
-                    socket_timeout=BLOCK_MS / 1000 + 5.0,
-                    socket_connect_timeout=2.0,
-                    max_connections=1,
-                    retry=Retry(NoBackoff(), 0),
-                ),
-            )
-        client = self._reader_client
-        delay = BACKOFF_FIRST
-        down_since = 0.0
-        while not self._closed:
-            if not self._positions:
-                self._wake.clear()
-                self._wake.wait(BLOCK_MS / 1000)
-                continue
-            try:
-                if down_since:
-                    self._recover()
-                if self._reader_id is None:
-                    self._reader_id = client.client_id()
-                self._reader_generation = self._generation
-                streams = {
-                    self._stream_prefix + channel.encode(): format_id(position)
-                    for channel, position in self._positions.items()
-                }
-                reply = client.xread(
-                    streams,  # type: ignore[arg-type]
-                    count=READ_COUNT,
-                    block=BLOCK_MS,
-                )
-            except _UNAVAILABLE as exc:
-                STATS.broker_errors += 1
-                self._reader_id = None
-                if not down_since:
-                    down_since = time.monotonic()
-                    logger.warning(
-                        "Redis at %s is unreachable (%s); open streams stay open"
-                        " and resume when it is back (retrying with backoff)",
-                        self.where,
-                        exc,
-                    )
-                gevent.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
-                continue
-            except Exception:
-                STATS.broker_errors += 1
-                logger.exception("reading channels from Redis at %s failed", self.where)
-                gevent.sleep(BACKOFF_MAX)
-                continue
-            if down_since:
-                logger.info(
-                    "Redis at %s is back after %.1f s; streams resumed",
-                    self.where,
-                    time.monotonic() - down_since,
-                )
-                down_since = 0.0
-                delay = BACKOFF_FIRST
-            if reply:
-                self._dispatch(reply)
-
-    def _dispatch(self, reply: Any) -> None:
-        items = reply.items() if isinstance(reply, dict) else reply
-        cut = len(self._stream_prefix)
-        for stream_key, entries in items:
-            channel = bytes(stream_key[cut:]).decode()
-            if channel not in self._positions:
-                continue  # its last subscriber left meanwhile
-            frame = None
-            for entry_id, fields in entries:
-                key = _key(entry_id)
-                self._positions[channel] = key  # past it, even if it is bad
-                try:
-                    frame = self._frame(channel, entry_id, fields)
-                except (KeyError, TypeError, ValueError):
-                    STATS.broker_errors += 1
-                    logger.error(
-                        "skipped entry %s of Redis stream %r: it was not written"
-                        " by gsse (use gsse's publish, or another key prefix)",
-                        format_id(key),
-                        bytes(stream_key).decode(errors="replace"),
-                    )
-                    continue
-                subscribers = self._subscribers.get(channel)
-                if subscribers:
-                    fan_out(subscribers, frame)
-            if frame is not None:
-                STATS.broker_lag = max(0.0, time.time() - frame.key[0] / 1000)
-
-    def _recover(self) -> None:
-        """After an outage: keep resumable positions, reset the lost ones."""
-        channels = tuple(self._positions)
-        states = self._read_states(channels, [self._positions[c] for c in channels])
-        lost = 0
-        for channel, state in zip(channels, states, strict=True):
-            if state.frames is not None or channel not in self._positions:
-                continue
-            lost += 1
-            self._positions[channel] = state.last
-            for subscription in tuple(self._subscribers.get(channel, ())):
-                if subscription.pending is not None:
-                    continue  # it reads its own state when Redis answers
-                i = subscription.index[channel]
-                before = format_id(subscription.positions[i])
-                try:
-                    subscription.reset(channel, before, last=state.last)
-                except ConnectionError:
-                    continue
-        if lost:
-            logger.warning(
-                "Redis at %s lost the history of %d channel(s) while it was away;"
-                " their streams got a 'reset' event",
-                self.where,
-                lost,
-            )
+                self._reader.forget(channel)
 
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.kill(block=True, timeout=5)
+        self._reader.close()
         self._client.close()
-        if self._reader_client is not None:
-            self._reader_client.close()
-
-
-def _key(entry_id: Any) -> Key:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    key = parse_id(text)
-    if key is None:
-        raise ValueError(f"Redis returned an entry id gsse cannot read: {text!r}")
-    return key
+        self._pool.disconnect()
