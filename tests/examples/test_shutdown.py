@@ -81,7 +81,8 @@ def test_ctrl_c_stops_the_example_at_once(name: str, tmp_path: Path) -> None:
             if case.first is not None:
                 (message,) = stream.events(1, timeout=20)
                 assert message.event == case.first
-            proc.wait_log(r"GET " + case.path.replace("?", r"\?"), timeout=20)
+            # (The access line is written when the stream ends, so the 200
+            # and the first event are what says the stream is open.)
             proc.send(signal.SIGINT)
             stream.read_to_end(50)
             assert stream.ended and not stream.cut, stream.body[-300:]
