@@ -200,14 +200,25 @@ def test_a_loop_ends_by_itself_when_the_client_leaves(serve: Serve) -> None:
 
 def test_keep_alive_pings_an_idle_stream(serve: Serve) -> None:
     """An idle stream gets ': ping' comments; ping=0 turns them off."""
+    seen: list[bool] = []
+
+    def close_when_seen(writer: SSEWriter) -> None:
+        for _ in range(1200):  # until the test saw three pings (at most 60 s)
+            if seen:
+                break
+            time.sleep(0.05)
+        writer.close()
 
     def wait_then_close(writer: SSEWriter) -> None:
         time.sleep(0.7)
         writer.close()
 
-    server = serve(stream_app(wait_then_close, ping=0.1))
+    server = serve(stream_app(close_when_seen, ping=0.1))
     with RawStream(server.port) as stream:
-        assert stream.read_to_end().count(b": ping\n\n") >= 3
+        stream.read_until(b": ok\n\n" + b": ping\n\n" * 3)
+        seen.append(True)
+        stream.read_to_end()
+        assert stream.ended
     quiet = serve(stream_app(wait_then_close, ping=0))
     with RawStream(quiet.port) as stream:
         assert stream.read_to_end() == b": ok\n\n"
