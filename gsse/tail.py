@@ -10,7 +10,8 @@ traceback; a stream that cannot go on prints one ``Error:`` line and exits 1.
 Like a browser it keeps reconnecting after dropped connections, saying so on
 stderr in one short line each time (``--max-retries`` bounds the attempts);
 a URL that cannot be reached at all on the first try is an error at once.
-The command runs without gevent: it is a plain blocking client.
+The command runs without gevent: a plain blocking client in a thread of its
+own, so that Ctrl-C never interrupts ``requests`` half-way (see :func:`tail`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ import argparse
 import json
 import logging
 import os
+import queue
 import sys
+import threading
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TextIO
 
 from .wire import Message
+
+if TYPE_CHECKING:
+    from .client import EventSource
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -176,36 +183,88 @@ def format_json(message: Message) -> str:
     )
 
 
+class _Notices(logging.Handler):
+    """Hand the client's log lines to the main thread, which prints them."""
+
+    def __init__(self, inbox: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.inbox = inbox
+        self.setFormatter(logging.Formatter("gsse tail: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.inbox.put(("notice", self.format(record)))
+
+
+def _read(source: EventSource, inbox: queue.SimpleQueue[tuple[str, Any]]) -> None:
+    """The reader thread: every message, then how the stream ended."""
+    try:
+        for message in source:
+            inbox.put(("message", message))
+    except BaseException as exc:  # the main thread reports or re-raises it
+        inbox.put(("error", exc))
+    else:
+        inbox.put(("end", None))
+
+
 def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``gsse tail`` with parsed ``args``; return the exit code."""
+    """Run ``gsse tail`` with parsed ``args``; return the exit code.
+
+    Ctrl-C exits 0 in every phase (connecting, reading, waiting to
+    reconnect): the network runs in a daemon thread and only this one takes
+    the KeyboardInterrupt. Raised inside ``requests``/``urllib3`` instead, it
+    can land between a lock's acquire and its ``with`` block (CPython
+    gh-74174), and urllib3's cleanup then waits on that lock for ever.
+    """
+    try:
+        return _tail(args, out if out is not None else sys.stdout)
+    except KeyboardInterrupt:  # before the reader started, or a second Ctrl-C
+        return EXIT_OK
+
+
+def _tail(args: argparse.Namespace, out: TextIO) -> int:
     from .cli import error
     from .client import EventSource
     from .client import EventSourceError
 
-    out = out if out is not None else sys.stdout
-    # Reconnections are news to someone debugging a stream: show them.
-    notices = logging.StreamHandler(sys.stderr)
-    notices.setFormatter(logging.Formatter("gsse tail: %(message)s"))
-    notices.addFilter(_OneLine())
-    client_log = logging.getLogger("gsse.client")
-    client_log.addHandler(notices)
-    client_log.setLevel(logging.INFO)
     render = format_json if args.json else format_message
     connected: list[bool] = []
     try:
-        with EventSource(
+        source = EventSource(
             args.url,
             last_event_id=args.last_event_id,
             headers=dict(args.header),
             # No retries until a first response: an unreachable URL is an
             # error, not something to wait for.
             max_retries=0,
-        ) as source:
-            source.session.hooks["response"].append(
-                lambda response, *_, **__: _connected(source, args, connected)
-            )
-            for message in source:
-                print(render(message), file=out, flush=True)
+        )
+    except (ValueError, TypeError) as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    source.session.hooks["response"].append(
+        lambda response, *_, **__: _connected(source, args, connected)
+    )
+    inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    # Reconnections are news to someone debugging a stream: show them.
+    notices = _Notices(inbox)
+    notices.addFilter(_OneLine())
+    client_log = logging.getLogger("gsse.client")
+    client_log.addHandler(notices)
+    client_log.setLevel(logging.INFO)
+    reader = threading.Thread(
+        target=_read, args=(source, inbox), name="gsse-tail", daemon=True
+    )
+    try:
+        reader.start()
+        while True:
+            kind, value = inbox.get()
+            if kind == "message":
+                print(render(value), file=out, flush=True)
+            elif kind == "notice":
+                print(value, file=sys.stderr, flush=True)
+            elif kind == "error":
+                raise value
+            else:
+                return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
     except BrokenPipeError:
@@ -220,7 +279,11 @@ def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except (ValueError, TypeError) as exc:
         error(str(exc))
         return EXIT_ERROR
-    return EXIT_OK
+    finally:
+        client_log.removeHandler(notices)
+        # Wakes a read or a reconnection wait at once. A connect or a wait for
+        # response headers goes on in the daemon thread, which exiting ends.
+        source.close()
 
 
 def _connected(source: Any, args: argparse.Namespace, connected: list[bool]) -> None:

@@ -59,7 +59,7 @@ def open_page(
     action: str | None = None,
     result: str = "document.body.innerText",
     screenshot: Path | None = None,
-    timeout: float = 20.0,
+    timeout: float = 60.0,
 ) -> Any:
     """Open ``url``, wait until the JS expression ``until`` is true, return ``result``.
 

@@ -12,6 +12,18 @@ from gsse import SSEWriter
 from gsse.wire import EventStreamDecoder
 from gsse.wire import Message
 
+#: The least time a helper here waits for what a test expects. Each of these
+#: waits ends in a failure when its bound passes, so the bound only decides
+#: how long a failing test takes; on a loaded 2-core CI machine a success
+#: can take seconds. Tests assert what happened and in which order, never
+#: how fast (pytest-timeout still ends a test that hangs).
+PATIENCE = 60.0
+
+
+def deadline_after(timeout: float) -> float:
+    """The monotonic deadline of a wait of ``timeout`` s, made at least PATIENCE."""
+    return time.monotonic() + max(timeout, PATIENCE)
+
 
 class StreamClosed(Exception):
     """The server ended the response."""
@@ -59,7 +71,7 @@ class RawStream:
         return data
 
     def _read_head(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while b"\r\n\r\n" not in self._raw:
             data = self._recv(deadline)
             if not data:
@@ -120,14 +132,14 @@ class RawStream:
 
     def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
         """Read until ``marker`` is in the body; return the whole body."""
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while marker not in self.body:
             self.read_more(deadline)
         return self.body
 
     def read_to_end(self, timeout: float = 5.0) -> bytes:
         """Read until the server ends the response; return the whole body."""
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         try:
             while True:
                 self.read_more(deadline)
@@ -136,7 +148,7 @@ class RawStream:
 
     def events(self, count: int, timeout: float = 5.0) -> list[Message]:
         """Read until ``count`` more messages were dispatched; return them."""
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         messages: list[Message] = []
         pending = self.body[self._fed :] if hasattr(self, "_fed") else self.body
         self._fed = len(self.body)
@@ -164,8 +176,11 @@ def http_get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, byt
 
 
 def wait_until(predicate: object, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate()`` until true or ``timeout``; return the last value."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate()`` until true or the bound; return the last value.
+
+    The bound is at least PATIENCE: callers assert the result is true.
+    """
+    deadline = deadline_after(timeout)
     while True:
         value = predicate()  # type: ignore[operator]
         if value or time.monotonic() >= deadline:

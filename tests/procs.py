@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import PATIENCE
+
 REPO = Path(__file__).resolve().parent.parent
 
 #: The startup line of ``gsse run``: "... serving APP on http://HOST:PORT ...".
@@ -99,6 +101,7 @@ class ServerProcess:
 
     def wait_ready(self, timeout: float = 20.0) -> int:
         """Wait for the startup line; return the port it names."""
+        timeout = max(timeout, PATIENCE)  # see tests/helpers.py
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = READY.search(self.log)
@@ -114,6 +117,7 @@ class ServerProcess:
 
     def wait_port(self, port: int, timeout: float = 20.0) -> int:
         """Wait until ``port`` accepts connections (no startup line needed)."""
+        timeout = max(timeout, PATIENCE)  # see tests/helpers.py
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if port_open(port):
@@ -127,6 +131,7 @@ class ServerProcess:
 
     def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         """Wait until the log matches ``pattern``; return the match."""
+        timeout = max(timeout, PATIENCE)  # see tests/helpers.py
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = re.search(pattern, self.log)
@@ -143,6 +148,7 @@ class ServerProcess:
 
     def wait(self, timeout: float = 20.0) -> int:
         """Wait for the process to exit; return its exit code."""
+        timeout = max(timeout, PATIENCE)  # see tests/helpers.py
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -51,7 +51,7 @@ class RedisServer:
             args += ["--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # generous: a loaded CI machine
         while not port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")

@@ -211,10 +211,15 @@ def test_publish_raises_broker_unavailable_while_redis_is_down(
     redis_server.kill()
     errors = STATS.broker_errors
     started = time.monotonic()
-    with pytest.raises(gsse.BrokerUnavailable, match="did not answer") as info:
+    # It gives up (the bound is generous: what counts is that it raises) ...
+    with (
+        gevent.Timeout(60),
+        pytest.raises(gsse.BrokerUnavailable, match="did not answer") as info,
+    ):
         broker.publish("c", "down")
     assert isinstance(info.value, ConnectionError)
-    assert 0.9 < time.monotonic() - started < 30
+    # ... and not before publish_timeout (load can only make this longer).
+    assert time.monotonic() - started >= 0.9
     assert STATS.broker_errors > errors
     redis_server.start()
     assert broker.publish("c", "back again")

@@ -307,19 +307,19 @@ def assert_ended_cleanly(streams: list[RawStream], timeout: float) -> None:
 def test_sigterm_with_100_streams(procs: Processes) -> None:
     """SIGTERM: 100 streams say goodbye, end with the last chunk, exit 0."""
     # 1. a server with 100 open streams, each ticking
-    proc = procs.gsse("run", APP, "--port", "0", "--graceful-timeout", "5")
+    proc = procs.gsse("run", APP, "--port", "0", "--graceful-timeout", "60")
     streams = open_streams(proc.wait_ready(), "/events", 100)
     # 2. SIGTERM
-    started = time.monotonic()
     proc.send(signal.SIGTERM)
     # 3. every callback saw shutting_down, sent "bye", and its stream ended
     #    with the 0-length chunk (never a reset)
     for stream in streams:
         stream.read_until(b"data: bye\n\n")
     assert_ended_cleanly(streams, timeout=10)
-    # 4. the process exits with 0, well within the grace period
-    assert proc.wait(10) == 0
-    assert time.monotonic() - started < 5 + 3  # generous: grace period + slack
+    # 4. the process exits with 0 without waiting for the grace period: no
+    #    stream was left for it to close
+    assert proc.wait() == 0
+    assert "still open after the grace period" not in proc.log
     assert "gsse stopped" in proc.log
 
 
@@ -329,12 +329,10 @@ def test_sigterm_closes_streams_that_ignore_it(procs: Processes) -> None:
     proc = procs.gsse("run", APP, "--port", "0", "--graceful-timeout", "1")
     streams = open_streams(proc.wait_ready(), "/stubborn", 5)
     # 2. SIGTERM; after the grace period the server ends every stream
-    started = time.monotonic()
     proc.send(signal.SIGTERM)
     assert_ended_cleanly(streams, timeout=10)
     # 3. exit 0, the closed streams counted in the log
-    assert proc.wait(10) == 0
-    assert time.monotonic() - started < 1 + 4  # grace period + generous slack
+    assert proc.wait() == 0
     assert "closed 5 stream(s) still open after the grace period" in proc.log
 
 
@@ -351,7 +349,7 @@ def test_sigint_is_graceful_too(procs: Processes) -> None:
 def test_second_sigint_exits_at_once(procs: Processes) -> None:
     """A second Ctrl-C does not wait for the grace period: exit code 130."""
     # 1. a stream that ignores the shutdown, and a long grace period
-    proc = procs.gsse("run", APP, "--port", "0", "--graceful-timeout", "60")
+    proc = procs.gsse("run", APP, "--port", "0", "--graceful-timeout", "600")
     streams = open_streams(proc.wait_ready(), "/stubborn", 1)
     # 2. the first SIGINT starts the graceful shutdown
     proc.send(signal.SIGINT)
@@ -378,7 +376,7 @@ def test_workers_serve_from_several_processes(procs: Processes) -> None:
     assert "2 workers, broker memory://" in proc.log
     # 2. requests reach both (bounded by count and time)
     pids: set[bytes] = set()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     for _ in range(400):
         status, body = http_get(port, "/pid")
         assert status == 200
@@ -403,17 +401,15 @@ def test_workers_second_sigint_exits_at_once(procs: Processes) -> None:
     """With workers too, a second Ctrl-C ends everything without the grace period."""
     # 1. a stream that ignores the shutdown, and a long grace period
     proc = procs.gsse(
-        "run", APP, "--port", "0", "--workers", "2", "--graceful-timeout", "60"
+        "run", APP, "--port", "0", "--workers", "2", "--graceful-timeout", "600"
     )
     streams = open_streams(proc.wait_ready(), "/stubborn", 1)
     # 2. the first SIGINT starts a graceful shutdown of the workers
-    started = time.monotonic()
     proc.send(signal.SIGINT)
     proc.wait_log("shutting down")
     # 3. the second one is gunicorn's quick shutdown
     proc.send(signal.SIGINT)
-    assert proc.wait(15) in (0, 130)
-    assert time.monotonic() - started < 15
+    assert proc.wait() in (0, 130)  # long before the 600 s grace period
     assert "Quick shutdown requested" in proc.log
     streams[0].close()
 
@@ -502,7 +498,7 @@ def test_reload_restarts_after_a_change(procs: Processes, tmp_path: Path) -> Non
     assert http_get(port, "/") == (200, b"v1")
     # 2. a change to the module: the server restarts with the new code
     module.write_text(RELOAD_APP.format(version="v2"))
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     body = b""
     while time.monotonic() < deadline:
         try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -136,7 +138,7 @@ def origin() -> Iterator[Origin]:
 
 
 def read_all(url: str, **options: Any) -> list[Message]:
-    with EventSource(url, reconnect=False, timeout=5, **options) as source:
+    with EventSource(url, reconnect=False, timeout=60, **options) as source:
         return list(source)
 
 
@@ -222,7 +224,7 @@ def test_sends_accept_headers_and_initial_last_event_id(origin: Origin) -> None:
 
 
 def test_reconnects_after_retry_with_last_event_id(
-    serve: Callable[..., Server],
+    serve: Callable[..., Server], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A dropped stream is resumed after ``retry`` ms from the last ID."""
     seen: list[tuple[str | None, float]] = []
@@ -249,6 +251,7 @@ def test_reconnects_after_retry_with_last_event_id(
 
     server = serve(app, ping=0)
     got: list[Message] = []
+    caplog.set_level(logging.INFO, logger="gsse.client")
     with EventSource(f"{server.url}/events") as source:
         for message in source:
             got.append(message)
@@ -262,18 +265,27 @@ def test_reconnects_after_retry_with_last_event_id(
         Message("c", id="3"),
     ]
     assert [last_id for last_id, _ in seen] == [None, "2"]
+    # It waited the server's 200 ms (+ up to 10% jitter), never less; load
+    # can only make the measured wait longer, so only the floor is checked.
+    [notice] = [r.getMessage() for r in caplog.records if r.name == "gsse.client"]
+    assert notice.endswith("the server ended the stream; reconnecting in 0.2 s")
     waited = seen[1][1] - closed_at[0]
-    assert 0.2 <= waited < 0.2 * 1.1 + 0.5, waited
+    assert waited >= 0.2, waited
 
 
-def test_reconnects_after_the_default_three_seconds(origin: Origin) -> None:
+def test_reconnects_after_the_default_three_seconds(
+    origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
     """With no retry: field, the client waits 3 s (plus jitter), as browsers do."""
     origin.routes["/s"] = lambda sock, _: respond(sock, [b"id: 5\ndata: x\n\n"])
     times: list[float] = []
-    with EventSource(f"{origin.url}/s", timeout=5) as source:
+    caplog.set_level(logging.INFO, logger="gsse.client")
+    with EventSource(f"{origin.url}/s", timeout=60) as source:
         for _ in itertools.islice(source, 2):
             times.append(time.monotonic())
-    assert 3.0 <= times[1] - times[0] < 3.3 + 0.5
+    [notice] = [r.getMessage() for r in caplog.records if r.name == "gsse.client"]
+    assert re.search(r"reconnecting in 3\.[0-3] s$", notice), notice
+    assert times[1] - times[0] >= 3.0  # never sooner; load only adds to it
     assert origin.hits("/s")[1]["last-event-id"] == "5"
 
 
@@ -290,16 +302,18 @@ def test_reconnect_delay_doubles_and_caps() -> None:
     assert 60.0 <= source.reconnect_delay(7) <= 66.0
 
 
-def test_gives_up_after_max_retries() -> None:
+def test_gives_up_after_max_retries(caplog: pytest.LogCaptureFixture) -> None:
     """Network errors are retried, with backoff, max_retries times in a row."""
     url = f"http://127.0.0.1:{free_port()}/events"
     source = EventSource(url, max_retries=2)
     source.retry = 10
-    started = time.monotonic()
+    caplog.set_level(logging.INFO, logger="gsse.client")
     with source, pytest.raises(EventSourceError, match="after 2 failed") as info:
         list(source)
     assert info.value.status is None
-    assert time.monotonic() - started < 2
+    # Two waits, of 10 ms then 20 ms (the retry doubled), then it gave up.
+    notices = [r.getMessage() for r in caplog.records if r.name == "gsse.client"]
+    assert [n.rsplit(";", 1)[1] for n in notices] == [" reconnecting in 0.0 s"] * 2
     with pytest.raises(EventSourceError, match="failed") as info:
         read_all(url)
     assert info.value.status is None
@@ -354,15 +368,21 @@ def test_content_type_parameters_and_case_are_accepted(origin: Origin) -> None:
 def test_an_event_arrives_promptly(held_streams: list[str]) -> None:
     """One small event is delivered at once, not after a buffer fills."""
     for url in held_streams:
-        started = time.monotonic()
-        with EventSource(url) as source:
+        # The server holds the connection for HOLD s after the event: only a
+        # client that hands it over at once gets it within the (generous)
+        # bound, which is also below the client's 60 s read timeout.
+        with EventSource(url) as source, gevent.Timeout(30):
             assert next(source).data == "first"
-        assert time.monotonic() - started < 1.0, url
+
+
+#: How long the held streams stay open after their one event, in s: far
+#: longer than any bound the tests wait with.
+HOLD = 600
 
 
 def one_then_wait(writer: SSEWriter) -> None:
     writer.send_event("first")
-    gevent.sleep(10)
+    gevent.sleep(HOLD)
 
 
 @pytest.fixture
@@ -373,7 +393,7 @@ def held_streams(origin: Origin, serve: Callable[..., Server]) -> list[str]:
     server (there http.client lets go of the socket, so close() must find
     it through the body's file).
     """
-    origin.routes["/s"] = lambda sock, _: respond(sock, [b"data: first\n\n"], hold=10)
+    origin.routes["/s"] = lambda sock, _: respond(sock, [b"data: first\n\n"], hold=HOLD)
     server = serve(stream_app(one_then_wait), ping=0)
     return [f"{server.url}/events", f"{origin.url}/s"]
 
@@ -390,11 +410,9 @@ def close_from_a_greenlet(url: str) -> None:
     reader = gevent.spawn(lambda: got.extend(source))
     assert wait_until(lambda: got, timeout=5)
     gevent.sleep(0.1)  # the reader is blocked on the socket again
-    started = time.monotonic()
     source.close()
-    reader.join(timeout=2)
+    reader.join(timeout=30)  # it ends long before the server would
     assert reader.dead and reader.successful(), reader.exception
-    assert time.monotonic() - started < 1.0
     assert got == [Message("first")]
 
 
@@ -411,25 +429,22 @@ def test_close_from_another_os_thread_unblocks(
         got = []
         reader = threading.Thread(target=lambda: got.extend(source))
         reader.start()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not got and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.1)
-        started = time.monotonic()
         source.close()
-        reader.join(3)
-        seconds = round(time.monotonic() - started, 3)
-        print([m.data for m in got], reader.is_alive(), seconds)
+        reader.join(30)  # the server holds the stream for {HOLD} s
+        print([m.data for m in got], reader.is_alive())
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90
     )
     assert done.returncode == 0, done.stderr
-    got, alive, seconds = done.stdout.split()
+    got, alive = done.stdout.split()
     assert got == "['first']"
     assert alive == "False"
-    assert float(seconds) < 1.0
 
 
 # -- the browser cross-check ------------------------------------------------------

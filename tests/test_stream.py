@@ -28,19 +28,21 @@ Serve = Callable[..., Server]
 
 def test_headers_arrive_before_the_callbacks_first_sleep_ends(serve: Serve) -> None:
     """The headers are flushed before the callback runs, not with its first event."""
+    go = GeventEvent()
 
     def slow_start(writer: SSEWriter) -> None:
         with writer:
-            time.sleep(2)
+            # Its first event waits until the test has read the headers (or
+            # for far longer than the test waits for them).
+            go.wait(110)
             writer.send_event("late")
 
     server = serve(stream_app(slow_start))
-    started = time.monotonic()
-    with RawStream(server.port) as stream:
-        headers_after = time.monotonic() - started
+    with RawStream(server.port) as stream:  # reads the head, or fails in 60 s
         assert stream.status == 200
-        assert headers_after < 1.0, f"headers took {headers_after:.2f} s"
-        assert stream.read_until(b"late", timeout=5).endswith(b"data: late\n\n")
+        assert b"late" not in stream.body
+        go.set()
+        assert stream.read_until(b"late").endswith(b"data: late\n\n")
 
 
 def test_sse_headers(serve: Serve) -> None:
@@ -193,19 +195,30 @@ def test_a_loop_ends_by_itself_when_the_client_leaves(serve: Serve) -> None:
     server = serve(stream_app(forever))
     with RawStream(server.port) as stream:
         stream.read_until(b"data: x\n\n")
-    assert ended.wait(3)
+    assert ended.wait(60)
 
 
 def test_keep_alive_pings_an_idle_stream(serve: Serve) -> None:
     """An idle stream gets ': ping' comments; ping=0 turns them off."""
+    seen: list[bool] = []
+
+    def close_when_seen(writer: SSEWriter) -> None:
+        for _ in range(1200):  # until the test saw three pings (at most 60 s)
+            if seen:
+                break
+            time.sleep(0.05)
+        writer.close()
 
     def wait_then_close(writer: SSEWriter) -> None:
         time.sleep(0.7)
         writer.close()
 
-    server = serve(stream_app(wait_then_close, ping=0.1))
+    server = serve(stream_app(close_when_seen, ping=0.1))
     with RawStream(server.port) as stream:
-        assert stream.read_to_end().count(b": ping\n\n") >= 3
+        stream.read_until(b": ok\n\n" + b": ping\n\n" * 3)
+        seen.append(True)
+        stream.read_to_end()
+        assert stream.ended
     quiet = serve(stream_app(wait_then_close, ping=0))
     with RawStream(quiet.port) as stream:
         assert stream.read_to_end() == b": ok\n\n"
@@ -334,10 +347,8 @@ def test_graceful_shutdown_lets_streams_say_goodbye(serve: Serve) -> None:
     with RawStream(server.port) as one, RawStream(server.port, "/stubborn") as two:
         one.read_until(b": ok")
         two.read_until(b": ok")
-        started = time.monotonic()
         closed = server.stop(graceful_timeout=0.5)
-        assert time.monotonic() - started < 3
-        assert closed == 1
+        assert closed == 1  # the stubborn one, ended by the grace period
         assert one.read_to_end().endswith(b"data: bye\n\n") and one.ended
         two.read_to_end()
         assert two.ended and not two.cut
@@ -393,7 +404,10 @@ def test_connect_drop_cycles_leak_nothing(serve: Serve) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_thousand_tick_loops_do_not_stall_a_plain_get(serve: Serve) -> None:
-    """1000 streams looping send; sleep(0.1) leave a plain GET fast."""
+    """1000 streams looping send; sleep(0.1) still let plain GETs through.
+
+    How fast they get through is measured by bench/'s ``ticks`` scenario.
+    """
     running: list[int] = []
 
     def tick(writer: SSEWriter) -> None:
@@ -413,15 +427,9 @@ def test_a_thousand_tick_loops_do_not_stall_a_plain_get(serve: Serve) -> None:
             s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
             streams.append(s)
         assert wait_until(lambda: len(running) == 1000, timeout=30)
-        latencies = []
         for _ in range(20):
-            started = time.monotonic()
             assert http_get(server.port) == (200, b"ok")
-            latencies.append(time.monotonic() - started)
             time.sleep(0.05)
-        latencies.sort()
-        # Generous: the point is "not stalled", on a shared 2-core machine.
-        assert latencies[len(latencies) // 2] < 0.5, latencies
     finally:
         for s in streams:
             s.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -65,10 +64,9 @@ def one_then_idle(writer: SSEWriter) -> None:
 
 def test_read_events_times_out_saying_what_arrived() -> None:
     with serve(stream_app(one_then_idle), ping=0) as url:
-        started = time.monotonic()
+        # The stream stays open for 30 s: only the timeout can end this read.
         with pytest.raises(TimeoutError, match=r"delivered 1 of 2 events") as info:
             read_events(url + "/events", 2, timeout=0.5)
-        assert time.monotonic() - started < 2
     assert "only one" in str(info.value)
 
 

@@ -36,7 +36,7 @@ def test_notes_reach_subscribers_of_every_worker(tmp_path: Path) -> None:
         streams: list[RawStream] = []
         pids: set[int] = set()
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while len(pids) < 2 and len(streams) < 60 and time.monotonic() < deadline:
                 stream = RawStream(port, "/board", timeout=15)
                 streams.append(stream)

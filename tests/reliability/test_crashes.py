@@ -70,10 +70,10 @@ def test_a_callback_that_never_returns_does_not_hold_the_server(serve: Serve) ->
     # The client left: the stream is gone, whatever the callback does.
     assert wait_until(lambda: len(server.registry) == 0, timeout=5)
     assert http_get(server.port) == (200, b"ok")
-    started = time.monotonic()
     try:
-        server.stop(graceful_timeout=0.2)
-        assert time.monotonic() - started < 5
+        # The callback ends only after stop() returns: stop() must not wait.
+        with gevent.Timeout(60, AssertionError("stop() waited for the callback")):
+            server.stop(graceful_timeout=0.2)
     finally:
         release.append(1)
 
@@ -98,10 +98,11 @@ def test_a_callback_blocking_the_loop_is_logged_with_its_stack(
     assert wait_until(lambda: counter("loop_blocks") > before, timeout=5)
     gevent.sleep(0.2)
     records = [r for r in caplog.records if "blocked" in r.getMessage()]
-    assert len(records) == 1, [r.getMessage()[:80] for r in records]
-    message = records[0].getMessage()
-    assert "blocks_by_mistake" in message
-    assert counter("loop_blocks") == before + 1
+    # One warning names the callback. (A loaded machine can starve the whole
+    # process past 0.25 s too: such a stall is counted and logged on its own.)
+    mine = [r for r in records if "blocks_by_mistake" in r.getMessage()]
+    assert len(mine) == 1, [r.getMessage()[:80] for r in records]
+    assert counter("loop_blocks") == before + len(records)
     assert http_get(server.port) == (200, b"ok")
 
 
@@ -109,13 +110,15 @@ def test_the_watchdog_is_quiet_while_the_loop_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Cooperative sleeps never count as blocking."""
-    watchdog = Watchdog(0.5)
+    # Sleeps for 2.5 times the threshold; the threshold leaves a loaded
+    # machine room to starve the process for a moment without a false alarm.
+    watchdog = Watchdog(1.0)
     before = counter("loop_blocks")
     caplog.set_level(logging.WARNING, logger="gsse.watchdog")
     watchdog.start()
     try:
-        for _ in range(20):
-            gevent.sleep(0.02)
+        for _ in range(50):
+            gevent.sleep(0.05)
     finally:
         watchdog.stop()
     assert counter("loop_blocks") == before

@@ -105,9 +105,9 @@ def test_garbage_and_byte_by_byte_requests(serve: Serve) -> None:
         for byte in b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n":
             sock.sendall(bytes([byte]))
             time.sleep(0.002)
-        sock.settimeout(5)
+        sock.settimeout(60)  # generous: the test is about what arrives
         got = b""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while b"data: hi" not in got and time.monotonic() < deadline:
             got += sock.recv(4096)
         assert got.startswith(b"HTTP/1.1 200")
