@@ -218,9 +218,26 @@ def test_tail_ctrl_c_while_the_server_has_not_answered() -> None:
     assert (code, stdout, stderr) == (0, "", "")
 
 
-def test_tail_ctrl_c_while_waiting_to_reconnect() -> None:
-    """Ctrl-C during the back-off after a refused connection: exit 0, quietly."""
-    url = f"http://127.0.0.1:{free_port()}/events"
+def test_tail_ctrl_c_while_waiting_to_reconnect(
+    serve: Callable[..., Server],
+) -> None:
+    """Ctrl-C during the wait before a reconnection: exit 0, quietly.
+
+    (A first connection that is refused is an error at once, so the stream
+    here ends after one event with ``retry: 3000`` and tail waits 3 s.)
+    """
+    app = App()
+
+    @app.route("/once")
+    def once(event: Event) -> None:
+        def send(writer: SSEWriter) -> None:
+            with writer:
+                writer.send_event("only", id="1", retry=3000)
+
+        event.start_sse()
+        event.set_stream_callback(send)
+
+    url = f"http://127.0.0.1:{serve(app).port}/once"
     proc = start_tail(url)
     try:
         with gevent.Timeout(EXIT_WAIT):
@@ -228,9 +245,10 @@ def test_tail_ctrl_c_while_waiting_to_reconnect() -> None:
             notice = proc.stderr.readline()
     finally:
         code, stdout, stderr = interrupt(proc)
-    assert notice.startswith(f"gsse tail: {url}: ")
+    assert notice.startswith(f"gsse tail: {url}: the server ended the stream")
     assert "reconnecting in 3." in notice
-    assert (code, stdout, stderr) == (0, "", "")
+    assert (code, stderr) == (0, "")
+    assert stdout.splitlines()[0] == "message id=1 retry=3000"
 
 
 @pytest.mark.parametrize("reconnections", [1, 4, 12, 30])
