@@ -154,7 +154,9 @@ class SSEMiddleware:
         self._counted_in: weakref.WeakSet[StreamRegistry] = weakref.WeakSet(
             [self.registry]
         )
-        self.pool = BlockingPool(DEFAULT_THREADS if threads is None else threads)
+        self.pool = BlockingPool(
+            DEFAULT_THREADS if threads is None else threads, retry_after=retry_after
+        )
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
         #: Options given that only apply when the middleware brings its own

@@ -283,13 +283,21 @@ def test_redis_extra_shares_channels_through_redis(
 def test_metrics_extra_serves_metrics(
     venv: Venv, workdir: Path, procs: Processes
 ) -> None:
-    """gsse[metrics]: the secure example, as documented, serves /metrics."""
+    """gsse[metrics]: the secure example, as documented, serves /metrics.
+
+    The metrics are private: 401 without the session cookie, the
+    Prometheus text with it.
+    """
     venv.add_extra("metrics")
     assert example_install("secure") == ["pip", "install", "gsse[metrics]"]
     venv.install_as_documented(example_install("secure"))
     run_documented(procs, venv, workdir, "secure")
     _, port = start_example(procs, "secure", bin_dir=venv.bin, cwd=workdir)
-    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    base = f"http://127.0.0.1:{port}"
+    assert requests.get(f"{base}/metrics", timeout=60).status_code == 401
+    with requests.Session() as session:
+        assert session.get(f"{base}/login", timeout=60).status_code == 200
+        metrics = session.get(f"{base}/metrics", timeout=60)
     assert metrics.status_code == 200
     assert "gsse_streams_total" in metrics.text
 

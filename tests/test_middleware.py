@@ -244,6 +244,34 @@ def test_blocking_callbacks_run_in_the_middleware_pool(
     assert middleware.pool.pool.maxsize == 2
 
 
+def test_a_full_middleware_pool_answers_with_its_retry_after(
+    pywsgi: Callable[..., int],
+) -> None:
+    """blocking=True past the pool's queue: 503 with the middleware's Retry-After."""
+    release = threading.Event()
+
+    def hold(writer: SSEWriter) -> None:
+        release.wait(60)
+        writer.close()
+
+    middleware = SSEMiddleware(
+        flask_stream(hold, blocking=True), threads=1, retry_after=7
+    )
+    port = pywsgi(middleware)
+    # One running and a full queue behind it (ten per thread).
+    held = [RawStream(port, "/events") for _ in range(11)]
+    try:
+        assert all(stream.status == 200 for stream in held)
+        assert wait_until(lambda: middleware.pool.pending == 11, timeout=60)
+        with RawStream(port, "/events", headers={"Connection": "close"}) as refused:
+            assert refused.status == 503
+            assert refused.headers["retry-after"] == "7"
+    finally:
+        release.set()
+        for stream in held:
+            stream.close()
+
+
 def test_under_the_gsse_server_the_server_keeps_the_streams(
     serve: Callable[..., gsse.Server], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,7 +19,6 @@ from gsse import SSEWriter
 
 from .helpers import wait_until
 from .procs import clean_env
-from .procs import free_port
 from .procs import gsse_command
 
 #: How long a test waits for tail to get somewhere or to exit: generous, the
