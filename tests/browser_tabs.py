@@ -46,11 +46,14 @@ def leader(page: Any) -> bool:
     return bool(page.evaluate("window.s.leader"))
 
 
-def open_tabs(context: Any, base: str, stream: str, n: int) -> list[Any]:
+def open_tabs(
+    context: Any, base: str, stream: str, n: int, extra: str = ""
+) -> list[Any]:
     pages = []
     for _ in range(n):
         page = context.new_page()
-        page.goto(f"{base}/page?url={stream}&shared=1", timeout=TIMEOUT * 1000)
+        url = f"{base}/page?url={stream}&shared=1{extra}"
+        page.goto(url, timeout=TIMEOUT * 1000)
         pages.append(page)
     return pages
 
@@ -110,6 +113,7 @@ def handover(base: str, context: Any) -> dict[str, Any]:
         "leaders_after_thaw": [leader(p) for p in pages],
         "thawed": pages.index(frozen),
         "got": [got(p) for p in pages],
+        "longest_gap_ms": [longest_gap(p) for p in pages],
     }
 
 
@@ -126,7 +130,26 @@ def two_urls(base: str, context: Any) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"handover": handover, "two_urls": two_urls}
+def no_locks(base: str, context: Any) -> dict[str, Any]:
+    """Three shared tabs in a browser without Web Locks."""
+    pages = open_tabs(context, base, "/ticks/a", 3, "&nolocks=1")
+    state = lambda: {"got": [got(p)[-5:] for p in pages]}  # noqa: E731
+    wait("three tabs receiving", lambda: all(len(got(p)) >= 5 for p in pages), state)
+    return {
+        "counts": [count(base) for _ in range(5)],
+        "leaders": [leader(p) for p in pages],
+        "got": [got(p) for p in pages],
+    }
+
+
+def longest_gap(page: Any) -> float:
+    """The longest pause between two events in ``page``, in ms (for reports)."""
+    return float(
+        page.evaluate("Math.max(...times.slice(1).map((t, i) => t - times[i]))")
+    )
+
+
+SCENARIOS = {"handover": handover, "two_urls": two_urls, "no_locks": no_locks}
 
 
 def main(scenario: str, base: str) -> dict[str, Any]:

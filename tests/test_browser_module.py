@@ -43,10 +43,11 @@ PAGE = """<!doctype html>
 import * as gsse from "/_gsse/gsse.js";
 const q = new URLSearchParams(location.search);
 window.got = []; window.resets = []; window.stale = 0; window.opens = 0;
-window.presence = [];
+window.presence = []; window.times = [];
+if (q.has("nolocks")) Object.defineProperty(navigator, "locks", {value: undefined});
 const options = {shared: q.has("shared")};
 const s = window.s = gsse.connect(q.get("url"), options);
-s.onmessage = (e) => got.push(e.data);
+s.onmessage = (e) => { got.push(e.data); times.push(performance.now()); };
 s.onreset = (e) => resets.push([e.channel, e.payload.last_event_id, e.lastEventId]);
 s.onstale = () => window.stale++;
 s.onopen = () => window.opens++;
@@ -412,6 +413,16 @@ def test_five_tabs_share_one_stream_and_survive_close_and_freeze(
 
 
 @pytest.mark.browser
+def test_without_web_locks_each_tab_connects(site: Site) -> None:
+    """Where Web Locks are missing, shared tabs fall back to a stream each."""
+    seen = run_tabs("no_locks", site)
+    assert seen["counts"] == [3] * 5
+    assert seen["leaders"] == [False] * 3
+    for ids in seen["got"]:
+        assert consecutive(ids), ids
+
+
+@pytest.mark.browser
 def test_two_urls_get_two_streams(site: Site) -> None:
     """Sharing is per URL: two streams for two URLs, each tab getting its own."""
     seen = run_tabs("two_urls", site)
@@ -452,10 +463,13 @@ def test_presence_events_carry_their_data(site: Site, shared: bool) -> None:
 
 
 @pytest.mark.browser
-def test_onstale_fires_and_reconnects_from_the_last_id(site: Site) -> None:
+@pytest.mark.parametrize("shared", [False, True])
+def test_onstale_fires_and_reconnects_from_the_last_id(
+    site: Site, shared: bool
+) -> None:
     """A stream silent for twice its announced ping is stale: onstale, then a
     reconnect that sends the last id."""
-    seen = page_of(site, "/script/silent", "got.length >= 2 && stale >= 1")
+    seen = page_of(site, "/script/silent", "got.length >= 2 && stale >= 1", shared)
     assert seen["got"][:2] == ["event 1", "event 2"]
     assert site.requests["silent"][:2] == [None, "1"]
 

@@ -85,7 +85,7 @@ class Connection {
           status = res.status || -1;
           break;
         }
-        const ping = parseFloat(res.headers.get("X-Gsse-Ping") ?? this.options.ping ?? 15);
+        const ping = parseFloat(res.headers.get("X-Gsse-Ping") ?? this.options.ping ?? 0);
         this.staleAfter = ping > 0 ? 2000 * ping : 0;
         parser = new Parser((m) => { if (!this.closed) { this.lastId = m.id; this.on.event(m); } }, this.lastId);
         this.on.open();
