@@ -74,6 +74,7 @@ def handover(base: str, context: Any) -> dict[str, Any]:
         state,
     )
     wait("one stream again after the close", lambda: count(base) == 1, state)
+    gap_after_close = [longest_gap(p) for p in pages]
     leaders_after_close = [leader(p) for p in pages]
 
     frozen = pages[leaders_after_close.index(True)]
@@ -113,6 +114,7 @@ def handover(base: str, context: Any) -> dict[str, Any]:
         "leaders_after_thaw": [leader(p) for p in pages],
         "thawed": pages.index(frozen),
         "got": [got(p) for p in pages],
+        "longest_gap_after_close_ms": gap_after_close,
         "longest_gap_ms": [longest_gap(p) for p in pages],
     }
 
