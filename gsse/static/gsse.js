@@ -87,7 +87,9 @@ class Connection {
         }
         const ping = parseFloat(res.headers.get("X-Gsse-Ping") ?? this.options.ping ?? 0);
         this.staleAfter = ping > 0 ? 2000 * ping : 0;
-        parser = new Parser((m) => { if (!this.closed) { this.lastId = m.id; this.on.event(m); } }, this.lastId);
+        parser = new Parser((m) => {
+          if (!this.closed) { this.lastId = m.id; this.on.event(m); }
+        }, this.lastId);
         this.on.open();
         const reader = res.body.getReader();
         for (;;) {
@@ -107,7 +109,8 @@ class Connection {
   }
   touch() {
     clearTimeout(this.timer);
-    if (this.staleAfter) this.timer = setTimeout(() => { this.on.stale(); this.abort.abort(); }, this.staleAfter);
+    if (!this.staleAfter) return;
+    this.timer = setTimeout(() => { this.on.stale(); this.abort.abort(); }, this.staleAfter);
   }
   close() { this.closed = true; clearTimeout(this.timer); this.abort?.abort(); }
 }
@@ -181,8 +184,10 @@ export class Source extends EventTarget {
   share(options, local) {
     const key = "gsse " + this.url, me = Math.random().toString(36).slice(2);
     const channel = new BroadcastChannel(key);
-    let epoch = 0, heard = Date.now(), probing = false, waiting = null, release = null, beat = 0;
-    const post = (t, more) => channel.postMessage({t, from: me, epoch, lastId: this.lastEventId, ...more});
+    let epoch = 0, heard = Date.now(), probing = false, waiting = null, release = null;
+    let beat = 0, resumeId = "";
+    const post = (t, more) =>
+      channel.postMessage({t, from: me, epoch, lastId: this.lastEventId, ...more});
     const relay = (t, handle) => (m) => { post(t, {m}); handle(m); };
     const on = {
       event: relay("event", local.event), open: relay("open", local.open),
@@ -191,7 +196,7 @@ export class Source extends EventTarget {
     };
     const lead = (done) => {
       epoch++; release = done; this.leader = true;
-      this.conn = new Connection(this.url, options, this.lastEventId, on);
+      this.conn = new Connection(this.url, options, this.lastEventId || resumeId, on);
       beat = setInterval(() => post("beat", {state: this.readyState}), BEAT);
       post("beat", {state: this.readyState});
     };
@@ -201,15 +206,22 @@ export class Source extends EventTarget {
     };
     const campaign = (steal) => {
       const abort = waiting = new AbortController();
-      const after = () => { if (waiting === abort) { resign(); if (this.readyState !== CLOSED) campaign(false); } };
+      const after = () => { // released, stolen from us, or given up for a steal
+        if (waiting !== abort) return;
+        resign();
+        if (this.readyState !== CLOSED) campaign(false);
+      };
       navigator.locks.request(key, steal ? {steal: true} : {signal: abort.signal}, () =>
         this.readyState === CLOSED ? null : new Promise(lead)).then(after, after);
     };
     channel.onmessage = ({data: d}) => {
       if (d.t === "probe") return this.leader && post("beat", {state: this.readyState});
       if (d.epoch < epoch || d.from === me) return; // a deposed holder, still talking
-      if (this.leader) resign(); // someone newer holds the stream
-      epoch = d.epoch; heard = Date.now();
+      if (this.leader) { // two stole at once? The lock decides; the smaller id yields
+        if (d.epoch === epoch && d.from < me) return;
+        resign();
+      }
+      epoch = d.epoch; heard = Date.now(); resumeId = d.lastId;
       if (d.t === "event") local.event(d.m);
       else if (d.t !== "beat") local[d.t]?.(d.m);
       else if (d.state === OPEN) local.open();
@@ -237,8 +249,13 @@ export function follow(url, options = {}) {
   return new Promise((resolve, reject) => {
     const source = connect(url, options);
     source.onmessage = options.onmessage || null;
-    for (const [type, fn] of Object.entries(options.on || {})) source.addEventListener(type, fn);
-    source.addEventListener("end", (e) => { source.close(); resolve(e.payload || {status: null}); });
+    for (const [type, fn] of Object.entries(options.on || {})) {
+      source.addEventListener(type, fn);
+    }
+    source.addEventListener("end", (e) => {
+      source.close();
+      resolve(e.payload || {status: null});
+    });
     source.addEventListener("error", () => {
       if (source.readyState !== CLOSED) return;
       if (source.status === 204) resolve({status: null});
