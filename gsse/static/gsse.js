@@ -100,7 +100,8 @@ class Connection {
         }
       } catch (e) { /* network failure or our abort: reconnect below */ }
       clearTimeout(this.timer);
-      if (parser) { this.lastId = parser.lastId; if (parser.retry !== null) this.retry = parser.retry; }
+      if (parser) this.lastId = parser.lastId;
+      if (parser?.retry != null) this.retry = parser.retry;
       if (this.closed) return;
       this.on.error();
       await new Promise((r) => setTimeout(r, this.retry));
