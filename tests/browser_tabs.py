@@ -79,6 +79,10 @@ def handover(base: str, context: Any) -> dict[str, Any]:
 
     frozen = pages[leaders_after_close.index(True)]
     others = [p for p in pages if p is not frozen]
+    # Debugger.pause stops the tab's JavaScript at its next statement, as a
+    # frozen tab is stopped, while its socket stays open. (CDP's
+    # Page.setWebLifecycleState "frozen" left a visible headless tab
+    # running: its events kept coming.)
     cdp = context.new_cdp_session(frozen)
     cdp.send("Debugger.enable")
     cdp.send("Debugger.pause")
