@@ -42,6 +42,7 @@ GUIDES = [
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
     ("The Python client", "client.md"),
+    ("The browser: gsse.js", "browser.md"),
     ("Command line", "cli.md"),
     ("Performance", "performance.md"),
     ("Operations and security", "operations.md"),

@@ -56,7 +56,8 @@ PAGE = """<!doctype html>
   <button>Send</button>
 </form>
 <p id="status">connecting…</p>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   const room = new URLSearchParams(location.search).get("room") || "lobby";
   const path = `/rooms/${encodeURIComponent(room)}`;
   document.getElementById("room").textContent = room;
@@ -71,7 +72,7 @@ PAGE = """<!doctype html>
     log.append(li);
     li.scrollIntoView();
   }
-  const source = new EventSource(`${path}/events`);
+  const source = gsse.connect(`${path}/events`, {shared: true});
   source.onopen = () => { document.getElementById("status").textContent = "live"; };
   source.onerror = () => {
     document.getElementById("status").textContent = "reconnecting…";

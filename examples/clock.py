@@ -32,9 +32,10 @@ PAGE = """<!doctype html>
 <h1>gsse clock</h1>
 <div id="clock">--:--:--</div>
 <p id="status">connecting…</p>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   window.ticks = 0;
-  const source = new EventSource("/time");
+  const source = gsse.connect("/time", {shared: true});
   source.onopen = () => { document.getElementById("status").textContent = "live"; };
   source.addEventListener("time", (e) => {
     const now = JSON.parse(e.data);

@@ -30,8 +30,9 @@ PAGE = """<!doctype html>
 <h1>gsse counter</h1>
 <p>Last tick: <output id="tick">waiting…</output> (id <output id="id">-</output>)</p>
 <ol id="log"></ol>
-<script>
-  const source = new EventSource("/events");
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
+  const source = gsse.connect("/events", {shared: true});
   source.addEventListener("bye", () => {
     document.getElementById("tick").textContent = "the server stopped";
   });

@@ -49,7 +49,8 @@ PAGE = """<!doctype html>
   <polyline id="line" points=""></polyline>
 </svg>
 <p id="status">connecting…</p>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   const WINDOW = 40, points = [];
   window.samples = 0;
   function draw() {
@@ -59,7 +60,7 @@ PAGE = """<!doctype html>
       `${(i * step).toFixed(1)},${(200 - 190 * p.value / max).toFixed(1)}`;
     document.getElementById("line").setAttribute("points", points.map(xy).join(" "));
   }
-  const source = new EventSource("/metrics/stream");
+  const source = gsse.connect("/metrics/stream", {shared: true});
   source.addEventListener("sample", (e) => {
     const sample = JSON.parse(e.data);
     points.push(sample);

@@ -25,6 +25,7 @@ from flask import g
 from flask import redirect
 from flask import render_template_string
 from flask import request
+from flask import send_file
 
 import gsse
 
@@ -69,10 +70,11 @@ PAGE = """<!doctype html>
   </tr>
   {% endfor %}
 </table>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   window.received = 0;
   const feed = document.getElementById("feed");
-  const source = new EventSource("/feed");
+  const source = gsse.connect("/feed", {shared: true});
   source.onopen = () => { document.getElementById("status").textContent = "live"; };
   source.onerror = () => {
     document.getElementById("status").textContent = "reconnecting…";
@@ -136,6 +138,12 @@ def place_order() -> Any:
     if request.accept_mimetypes.best == "application/json":
         return {"id": order_id, **order}, 201
     return redirect("/", code=303)
+
+
+@flask_app.get("/_gsse/gsse.js")
+def gsse_js() -> Any:
+    """The browser module the page imports (gsse.App serves it by itself)."""
+    return send_file(gsse.static_file("gsse.js"), mimetype="text/javascript")
 
 
 @flask_app.get("/feed")

@@ -34,9 +34,10 @@ PAGE = """<!doctype html>
 <p><output id="percent">0</output>% · step <output id="step">0</output>
    of <output id="steps">?</output></p>
 <p id="result">working…</p>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   window.done = false;
-  const source = new EventSource("/job?steps=20");
+  const source = gsse.connect("/job?steps=20");
   source.addEventListener("progress", (e) => {
     const p = JSON.parse(e.data);
     document.getElementById("bar").value = p.percent;

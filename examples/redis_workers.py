@@ -37,9 +37,10 @@ PAGE = """<!doctype html>
 <form id="post"><input id="text" placeholder="a note" autocomplete="off" required>
   <button>Post</button> <small id="posted"></small></form>
 <ol id="notes"></ol>
-<script>
+<script type="module">
+  import * as gsse from "/_gsse/gsse.js";
   window.pid = null;
-  const source = new EventSource("/board");
+  const source = gsse.connect("/board");
   source.addEventListener("hello", (e) => {
     window.pid = JSON.parse(e.data).pid;
     document.getElementById("pid").textContent = window.pid;

@@ -13,6 +13,7 @@ from .exceptions import ClientDisconnected as ClientDisconnected
 from .middleware import SSEMiddleware as SSEMiddleware
 from .server import Server as Server
 from .server import run as run
+from .static import static_file as static_file
 from .stream import SSEResponse as SSEResponse
 from .stream import stream as stream
 from .writer import SSEWriter as SSEWriter
@@ -39,5 +40,6 @@ __all__ = [
     "Server",
     "__version__",
     "run",
+    "static_file",
     "stream",
 ]

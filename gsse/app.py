@@ -23,10 +23,13 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from ._version import __version__
 from .callbacks import check_plain
 from .event import Event
 from .logsafe import escape
 from .settings import StreamSettings
+from .static import static_file
+from .static import static_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -90,16 +93,45 @@ class App:
         streams (``0`` turns it off); the server's ``--ping`` otherwise.
     :param send_timeout: default seconds a client may read nothing before
         its stream is closed.
+    :param static_path: where the browser module is served:
+        ``<static_path>/gsse.js`` (see :meth:`static_url`); ``None`` serves
+        nothing.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``static_path``.
     """
 
     def __init__(
-        self, *, ping: float | None = None, send_timeout: float | None = None
+        self,
+        *,
+        ping: float | None = None,
+        send_timeout: float | None = None,
+        static_path: str | None = "/_gsse",
     ) -> None:
+        if static_path is not None and (
+            not isinstance(static_path, str)
+            or not static_path.startswith("/")
+            or static_path.endswith("/")
+        ):
+            raise ValueError(
+                f"static_path must start with '/' and not end with one, e.g."
+                f" '/_gsse', or be None; got {static_path!r}"
+            )
         self.url_map = Map()
         self.handlers: dict[str, Handler] = {}
         self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+        self.static_path = static_path
+
+    def static_url(self, name: str = "gsse.js") -> str:
+        """The long-cached URL of a shipped file, e.g. ``/_gsse/gsse.js?v=0.2.0``.
+
+        :raises ValueError: ``static_path`` is ``None`` or ``name`` is unknown.
+        """
+        if self.static_path is None:
+            raise ValueError("this App serves no static files (static_path=None)")
+        static_file(name)  # a ValueError for names gsse does not ship
+        return f"{self.static_path}/{name}?v={__version__}"
 
     def route(
         self,
@@ -136,6 +168,11 @@ class App:
 
     def dispatch(self, request: Request) -> Response:
         """Find and run the handler for ``request``; always return a response."""
+        prefix = f"{self.static_path}/"
+        if self.static_path is not None and request.path.startswith(prefix):
+            served = static_response(request, request.path[len(prefix) :])
+            if served is not None:
+                return served
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             name, path_params = adapter.match()

@@ -124,6 +124,9 @@ def stream_refusal(
     return None
 
 
+#: Tells clients (gsse.js) the stream's keep-alive interval in seconds.
+PING_HEADER = "X-Gsse-Ping"
+
 SSE_HEADERS = (
     ("Content-Type", "text/event-stream; charset=utf-8"),
     ("Cache-Control", "no-cache"),
@@ -281,6 +284,16 @@ class SSEResponse(Response):
         # and bad names through.
         for name, value in (check_headers(headers) or Headers()).items():
             self.headers[name] = value
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        # gsse.js reads the keep-alive interval here: a stream silent for
+        # twice this long is stale (comments are invisible to EventSource).
+        headers = super().get_wsgi_headers(environ)
+        body = self.response
+        if isinstance(body, SSEBody) and PING_HEADER not in headers:
+            base = StreamSettings.from_environ(environ)
+            headers[PING_HEADER] = f"{body.settings.over(base).resolved().ping:g}"
+        return headers
 
     def get_app_iter(self, environ: WSGIEnvironment) -> Any:
         if environ.get("REQUEST_METHOD") == "HEAD":

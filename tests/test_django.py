@@ -286,7 +286,9 @@ def test_the_example_project_streams_under_real_hosts(
     with processes(tmp_path) as procs:
         port = start_project(procs, tmp_path, host)
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
-        assert page.status_code == 200 and "EventSource" in page.text
+        assert page.status_code == 200 and "gsse.connect(" in page.text
+        module = requests.get(f"http://127.0.0.1:{port}/_gsse/gsse.js", timeout=10)
+        assert module.headers["Content-Type"].startswith("text/javascript")
         with RawStream(port, "/events") as feed:
             published = publish_note(port, "hello from " + host)
             assert published.status_code == 201

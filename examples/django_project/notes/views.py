@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.contrib.auth import login
 from django.contrib.auth.models import User
+from django.http import FileResponse
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import JsonResponse
@@ -72,3 +73,9 @@ def me_events(request: HttpRequest) -> HttpResponse:
             writer.send_event({"user": user, "notes": mine}, event="hello")
 
     return gsse.django.stream(hello, retry=60_000)
+
+
+def gsse_js(request: HttpRequest) -> FileResponse:
+    """gsse's browser module, which the page imports (see docs/browser.md)."""
+    module = open(gsse.static_file("gsse.js"), "rb")  # FileResponse closes it
+    return FileResponse(module, content_type="text/javascript")

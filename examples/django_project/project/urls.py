@@ -11,4 +11,5 @@ urlpatterns = [
     path("notes", views.publish, name="publish"),
     path("events", views.events, name="events"),
     path("me/events", views.me_events, name="me-events"),
+    path("_gsse/gsse.js", views.gsse_js, name="gsse-js"),
 ]
