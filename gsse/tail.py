@@ -23,6 +23,7 @@ import sys
 from typing import Any
 from typing import TextIO
 
+from .usage import error
 from .wire import Message
 
 EXIT_OK = 0
@@ -178,7 +179,6 @@ def format_json(message: Message) -> str:
 
 def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``gsse tail`` with parsed ``args``; return the exit code."""
-    from .cli import error
     from .client import EventSource
     from .client import EventSourceError
 
