@@ -27,6 +27,8 @@ from types import FrameType
 
 from .config import Config
 from .server import EXIT_INTERRUPTED
+from .usage import error
+from .usage import missing_for
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +67,6 @@ def run_with_reload(config: Config) -> int:
     try:
         import watchfiles  # noqa: F401
     except ImportError as exc:
-        from .cli import error
-        from .usage import missing_for
-
         error(missing_for("--reload", "reload", exc))
         return 1
     return Reloader(config).run()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import TextIO
 
+from .usage import error
 from .wire import Message
 
 if TYPE_CHECKING:
@@ -222,7 +223,6 @@ def tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _tail(args: argparse.Namespace, out: TextIO) -> int:
-    from .cli import error
     from .client import EventSource
     from .client import EventSourceError
 

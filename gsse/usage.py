@@ -3,7 +3,8 @@
 Kept apart from :mod:`gsse.cli` (which parses and dispatches) because each
 message here is written for a particular mistake: a ``--host`` that holds
 a port, a gunicorn or uvicorn flag typed from habit, an address that cannot
-be listened on, an extra that is not installed.
+be listened on, an extra that is not installed. :func:`error` is how every
+command (``gsse run``, ``gsse tail``, the reloader) shows such a message.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ import argparse
 import errno
 import os
 import socket
+import sys
 from collections.abc import Sequence
 
 from .binding import Address
 from .binding import check_host
 from .binding import parse_bind
+
+
+def error(message: str) -> None:
+    """One clear line on stderr, for the user (not a log record)."""
+    print(f"Error: {message}", file=sys.stderr, flush=True)
 
 
 def host_type(text: str) -> str:

@@ -43,6 +43,9 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from .binding import Address
 from .config import Config
+from .launch import import_app
+from .launch import logger
+from .launch import startup_line
 from .server import EXIT_INTERRUPTED
 from .server import Server
 
@@ -170,8 +173,6 @@ class GsseApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> WSGIApplication:
         """Import the app in the worker, after gevent has patched it."""
-        from .cli import import_app
-
         app = import_app(self.config)
         if isinstance(app, int):
             # The arbiter stops (instead of forking again) on these codes.
@@ -181,9 +182,6 @@ class GsseApplication(BaseApplication):  # type: ignore[misc]
         return app
 
     def _when_ready(self, arbiter: Arbiter) -> None:
-        from .cli import logger
-        from .cli import startup_line
-
         urls = []
         for listener in arbiter.LISTENERS:
             address = listener.sock.getsockname()

@@ -2,13 +2,14 @@
 
 A backend provides :meth:`Broker.publish` and :meth:`Broker._subscribe`;
 the rest (channel checks, the stream callback, :meth:`Broker.stream`) is
-shared. ``redis`` is imported only when a ``redis://`` URL is used, so
-``import gsse`` stays safe before ``monkey.patch_all()``.
+shared. Backends import this module, never the other way round: they are
+found by URL scheme (:func:`register_backend`, :mod:`gsse.brokers.backends`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -33,12 +34,13 @@ from .frames import encode_body
 #: The environment variable ``gsse run --broker`` sets.
 BROKER_ENV = "GSSE_BROKER"
 
-_SCHEMES = {
-    "memory": "memory",
-    "redis": "redis",
-    "rediss": "redis",
-    "unix": "redis",
-}
+#: Builds a backend from its URL (without gsse's query options) and the
+#: options left once the limits are taken out.
+BackendFactory = Callable[[str, dict[str, int]], "Broker"]
+
+#: URL scheme -> backend, filled by :mod:`gsse.brokers` (see
+#: :func:`register_backend`).
+_BACKENDS: dict[str, BackendFactory] = {}
 
 
 #: The largest event ``publish`` accepts by default (its encoded bytes).
@@ -57,6 +59,16 @@ URL_OPTIONS = (
     "max_history_bytes",
     "history_idle_ttl",
 )
+
+
+def register_backend(scheme: str, factory: BackendFactory) -> None:
+    """Let :meth:`Broker.from_url` build ``scheme://`` URLs with ``factory``.
+
+    The backends subclass :class:`Broker`, so this module must not import
+    them: :mod:`gsse.brokers.backends` registers them instead, when the
+    package is imported (which any import of a broker module does first).
+    """
+    _BACKENDS[scheme.lower()] = factory
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> int:
@@ -194,30 +206,16 @@ class Broker:
             **options,
         }
         merged.update({k: v for k, v in given.items() if v is not None})
-        kind = _SCHEMES.get(urlsplit(url).scheme.lower())
+        backend = _BACKENDS.get(urlsplit(url).scheme.lower())
         limits = {
             "max_event_size": merged.pop("max_event_size", None),
             "max_channels": merged.pop("max_channels", None),
         }
-        broker: Broker
-        if kind == "memory":
-            from .memory import MemoryBroker
-
-            broker = MemoryBroker(**merged)
-        elif kind == "redis":
-            from .redis import RedisBroker
-
-            extra = sorted(set(merged) - {"history"})
-            if extra:
-                raise TypeError(
-                    f"redis:// brokers take no {', '.join(extra)} option: Redis"
-                    " bounds history per channel (history=) and by its maxmemory"
-                )
-            broker = RedisBroker(url, history=merged.get("history", 1000))
-        else:
+        if backend is None:
             raise ValueError(
                 f"unknown broker URL {url!r}: use memory:// or redis://host:6379/0"
             )
+        broker = backend(url, merged)
         broker.set_limits(**limits)
         return broker
 
