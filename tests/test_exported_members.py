@@ -17,6 +17,7 @@ EXPECTED = [
     "Server",
     "__version__",
     "run",
+    "static_file",
     "stream",
 ]
 
