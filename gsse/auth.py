@@ -24,6 +24,7 @@ Every refusal is counted in ``gsse_auth_denied_total``.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from typing import TypeVar
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Request
 
@@ -80,11 +82,41 @@ def _refuse(request: Request, exc: HTTPException) -> HTTPException:
     return exc
 
 
+def _lazy(check: Callable[..., Any], request: Request, result: Any) -> HTTPException:
+    """Refuse (``500``) a check that returned a coroutine or a generator.
+
+    It hid an async function behind a lambda or a decorator from the checks
+    made when it was given; its result is truthy whatever it would decide,
+    so it must fail closed, not let the request in.
+    """
+    if inspect.iscoroutine(result) or inspect.isgenerator(result):
+        result.close()  # no "never awaited" warning on top of this error
+    logger.error(
+        "the check %r returned %s, which nothing awaits, for %s %r; refused"
+        " with 500. An auth check is a plain def returning true or false",
+        getattr(check, "__qualname__", check),
+        type(result).__name__,
+        request.method,
+        request.path,
+    )
+    return _refuse(request, InternalServerError())
+
+
+def _is_lazy(result: Any) -> bool:
+    return (
+        inspect.isawaitable(result)
+        or inspect.isgenerator(result)
+        or inspect.isasyncgen(result)
+    )
+
+
 def _check(check: RequestCheck, request: Request) -> None:
     try:
         allowed = check(request)
     except HTTPException as exc:
         raise _refuse(request, exc) from None
+    if _is_lazy(allowed):
+        raise _lazy(check, request, allowed)
     if not allowed:
         raise _refuse(request, Unauthorized())
 
@@ -135,6 +167,8 @@ def require_channels(
             allowed = check(request, channel)
         except HTTPException as exc:
             raise _refuse(request, exc) from None
+        if _is_lazy(allowed):
+            raise _lazy(check, request, allowed)
         if not allowed:
             raise _refuse(
                 request, Forbidden(f"not allowed to subscribe to {channel!r}")
