@@ -48,7 +48,8 @@ DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 DEFAULT_MAX_CHANNELS = 100
 
 #: Broker options a URL's query may carry (``memory://?history=50``), each
-#: read as an int; gsse removes them before the URL reaches the backend.
+#: read as an int (``history_idle_ttl`` as seconds, a float); gsse removes
+#: them before the URL reaches the backend.
 URL_OPTIONS = (
     "history",
     "max_event_size",
@@ -57,6 +58,7 @@ URL_OPTIONS = (
     "max_history_bytes",
     "history_idle_ttl",
 )
+_FLOAT_OPTIONS = frozenset({"history_idle_ttl"})
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> int:
@@ -78,24 +80,46 @@ def _check_history(history: Any) -> int:
     return history
 
 
-def split_options(url: str) -> tuple[str, dict[str, int]]:
-    """The URL without gsse's query options, and those options as ints."""
+def split_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without gsse's query options, and those options as numbers."""
     parts = urlsplit(url)
-    options: dict[str, int] = {}
+    options: dict[str, Any] = {}
     rest: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in URL_OPTIONS:
             rest.append((name, value))
             continue
+        if name in options:
+            raise ValueError(f"broker URL option {name} is given twice: {url!r}")
         try:
-            options[name] = int(value)
+            options[name] = float(value) if name in _FLOAT_OPTIONS else int(value)
         except ValueError:
+            kind = "a number of seconds" if name in _FLOAT_OPTIONS else "an integer"
             raise ValueError(
-                f"broker URL option {name}={value!r} must be an integer: {url!r}"
+                f"broker URL option {name}={value!r} must be {kind}: {url!r}"
             ) from None
     if not options:
         return url, options
     return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
+def _check_memory_url(url: str, whole: str) -> None:
+    """Refuse what a ``memory://`` URL would otherwise ignore (a typo'd option).
+
+    :param url: the URL without gsse's options; ``whole``: as given.
+    """
+    parts = urlsplit(url)
+    if parts.query:
+        unknown = sorted({name for name, _ in parse_qsl(parts.query, True)})
+        raise ValueError(
+            f"unknown memory:// option {', '.join(unknown) or parts.query!r} in"
+            f" {whole!r}; the options are {', '.join(URL_OPTIONS)}"
+        )
+    if parts.netloc or parts.path.strip("/") or parts.fragment:
+        raise ValueError(
+            f"memory:// takes no host or path, got {whole!r}; write memory:// or"
+            " memory://?history=100"
+        )
 
 
 #: The real thread id (monkey-patching makes ``threading.get_ident`` per greenlet).
@@ -186,7 +210,7 @@ class Broker:
             url = os.environ.get(BROKER_ENV) or "memory://"
         if not isinstance(url, str):
             raise TypeError(f"the broker URL must be a str, got {url!r}")
-        url, merged = split_options(url)
+        whole, (url, merged) = url, split_options(url)
         given = {
             "history": history,
             "max_event_size": max_event_size,
@@ -202,6 +226,8 @@ class Broker:
         broker: Broker
         if kind == "memory":
             from .memory import MemoryBroker
+
+            _check_memory_url(url, whole)
 
             broker = MemoryBroker(**merged)
         elif kind == "redis":
