@@ -187,7 +187,7 @@ class Frame:
 MAX_ECHOED_ID = 256
 
 
-def reset_event(channel: str, last_event_id: str | None, wire_id: str) -> bytes:
+def reset_event(channel: str, last_event_id: str | None, wire_id: str | None) -> bytes:
     """The documented ``reset`` event: the client's position was not in history."""
     if last_event_id is not None and len(last_event_id) > MAX_ECHOED_ID:
         last_event_id = last_event_id[:MAX_ECHOED_ID] + "..."

@@ -1,8 +1,10 @@
-"""A ``reset`` echoes a bounded part of the client's ``Last-Event-ID``.
+"""The ``reset`` events a stream opens with: bounded, and none skipped.
 
 A stream of N channels gets one ``reset`` per channel; each echoed the
 header whole, so one request with a header near the server's size limit
-came back about a hundred times larger.
+came back about a hundred times larger. Each also carried the stream's new
+position as its id, so a client cut off after the first came back with an
+id that skipped the others' resets: events lost silently.
 """
 
 from __future__ import annotations
@@ -72,3 +74,33 @@ def test_a_short_last_event_id_is_echoed_whole(serve: Serve) -> None:
     ) as stream:
         (reset,) = stream.events(1)
     assert json.loads(reset.data) == {"channel": "a", "last_event_id": sent}
+
+
+def test_a_client_cut_off_between_resets_gets_the_missed_ones_again(
+    serve: Serve,
+) -> None:
+    """Only the last opening reset moves the stream's id, so none is skipped."""
+    broker = Broker.from_url("memory://")
+    for i in range(3):
+        broker.publish(f"c{i}", "before")
+    server = serve(subscribe_app(broker))
+    stale = "1-0,1-0,1-0"
+    with RawStream(
+        server.port, "/sub?c=c0&c=c1&c=c2", headers={"Last-Event-ID": stale}
+    ) as stream:
+        resets = stream.events(3)
+    assert [json.loads(m.data)["channel"] for m in resets] == ["c0", "c1", "c2"]
+    # Cut off after the first reset: the browser resumes with the id it holds.
+    resume = resets[0].id or stale
+    with RawStream(
+        server.port, "/sub?c=c0&c=c1&c=c2", headers={"Last-Event-ID": resume}
+    ) as stream:
+        again = stream.events(3)
+    assert [json.loads(m.data)["channel"] for m in again] == ["c0", "c1", "c2"]
+    # After the last reset, its id resumes every channel: live events follow.
+    with RawStream(
+        server.port, "/sub?c=c0&c=c1&c=c2", headers={"Last-Event-ID": again[-1].id}
+    ) as stream:
+        broker.publish("c1", "after")
+        (live,) = stream.events(1)
+    assert (live.event, live.data) == ("message", "after")
