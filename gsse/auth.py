@@ -24,7 +24,6 @@ Every refusal is counted in ``gsse_auth_denied_total``.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -41,6 +40,8 @@ from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Request
 
 from .callbacks import check_plain
+from .callbacks import describe
+from .callbacks import returned_lazy
 from .event import Event
 from .metrics import STATS
 from .paths import AmbiguousPath
@@ -89,12 +90,10 @@ def _lazy(check: Callable[..., Any], request: Request, result: Any) -> HTTPExcep
     made when it was given; its result is truthy whatever it would decide,
     so it must fail closed, not let the request in.
     """
-    if inspect.iscoroutine(result) or inspect.isgenerator(result):
-        result.close()  # no "never awaited" warning on top of this error
     logger.error(
-        "the check %r returned %s, which nothing awaits, for %s %r; refused"
+        "the check %s returned %s, which nothing awaits, for %s %r; refused"
         " with 500. An auth check is a plain def returning true or false",
-        getattr(check, "__qualname__", check),
+        describe(check),
         type(result).__name__,
         request.method,
         request.path,
@@ -102,20 +101,12 @@ def _lazy(check: Callable[..., Any], request: Request, result: Any) -> HTTPExcep
     return _refuse(request, InternalServerError())
 
 
-def _is_lazy(result: Any) -> bool:
-    return (
-        inspect.isawaitable(result)
-        or inspect.isgenerator(result)
-        or inspect.isasyncgen(result)
-    )
-
-
 def _check(check: RequestCheck, request: Request) -> None:
     try:
         allowed = check(request)
     except HTTPException as exc:
         raise _refuse(request, exc) from None
-    if _is_lazy(allowed):
+    if returned_lazy(allowed):
         raise _lazy(check, request, allowed)
     if not allowed:
         raise _refuse(request, Unauthorized())
@@ -167,7 +158,7 @@ def require_channels(
             allowed = check(request, channel)
         except HTTPException as exc:
             raise _refuse(request, exc) from None
-        if _is_lazy(allowed):
+        if returned_lazy(allowed):
             raise _lazy(check, request, allowed)
         if not allowed:
             raise _refuse(
