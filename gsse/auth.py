@@ -35,10 +35,13 @@ from typing import TypeVar
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Request
 
 from .callbacks import check_plain
+from .callbacks import describe
+from .callbacks import returned_lazy
 from .event import Event
 from .metrics import STATS
 from .paths import AmbiguousPath
@@ -80,11 +83,31 @@ def _refuse(request: Request, exc: HTTPException) -> HTTPException:
     return exc
 
 
+def _lazy(check: Callable[..., Any], request: Request, result: Any) -> HTTPException:
+    """Refuse (``500``) a check that returned a coroutine or a generator.
+
+    It hid an async function behind a lambda or a decorator from the checks
+    made when it was given; its result is truthy whatever it would decide,
+    so it must fail closed, not let the request in.
+    """
+    logger.error(
+        "the check %s returned %s, which nothing awaits, for %s %r; refused"
+        " with 500. An auth check is a plain def returning true or false",
+        describe(check),
+        type(result).__name__,
+        request.method,
+        request.path,
+    )
+    return _refuse(request, InternalServerError())
+
+
 def _check(check: RequestCheck, request: Request) -> None:
     try:
         allowed = check(request)
     except HTTPException as exc:
         raise _refuse(request, exc) from None
+    if returned_lazy(allowed):
+        raise _lazy(check, request, allowed)
     if not allowed:
         raise _refuse(request, Unauthorized())
 
@@ -135,6 +158,8 @@ def require_channels(
             allowed = check(request, channel)
         except HTTPException as exc:
             raise _refuse(request, exc) from None
+        if returned_lazy(allowed):
+            raise _lazy(check, request, allowed)
         if not allowed:
             raise _refuse(
                 request, Forbidden(f"not allowed to subscribe to {channel!r}")

@@ -23,8 +23,26 @@ logger = logging.getLogger("gsse.stream")
 StreamCallback = Callable[[SSEWriter], Any]
 
 
-def _describe(callback: object) -> str:
+def describe(callback: object) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+def returned_lazy(result: object) -> bool:
+    """Whether a plain call's result only runs when awaited or iterated.
+
+    A callable that passed :func:`check_plain` may still hide an async
+    function or a generator (behind a lambda or a decorator); its result
+    tells. A coroutine or generator is closed, so no "never awaited"
+    warning follows the caller's own error.
+    """
+    lazy = (
+        inspect.isawaitable(result)
+        or inspect.isgenerator(result)
+        or inspect.isasyncgen(result)
+    )
+    if inspect.iscoroutine(result) or inspect.isgenerator(result):
+        result.close()
+    return lazy
 
 
 def _is_async(func: object) -> bool:
@@ -48,7 +66,7 @@ def check_plain(func: object, what: str, consequence: str) -> None:
     """
     if _is_async(func):
         raise TypeError(
-            f"{what} {_describe(func)!r} is async (async def), but gsse calls it"
+            f"{what} {describe(func)!r} is async (async def), but gsse calls it"
             f" as a plain function, so {consequence}. Write it as a plain def:"
             " blocking calls (time.sleep, requests, database drivers) are"
             " cooperative under gevent"
@@ -73,7 +91,7 @@ def check_callback(callback: object, what: str = "the stream callback") -> None:
         func = func.func
     if inspect.isgeneratorfunction(func):
         raise TypeError(
-            f"{what} {_describe(callback)!r} is a generator function (it"
+            f"{what} {describe(callback)!r} is a generator function (it"
             " yields), but gsse calls it once and never iterates it, so it"
             " would send nothing. Send each event with writer.send_event(...)"
             " instead of yield"
@@ -87,14 +105,10 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
     its own stream, or drops its writer with the stream still open, gets a
     warning naming it (see :meth:`SSEWriter.watch`).
     """
-    writer.watch(_describe(callback))
+    writer.watch(describe(callback))
     try:
         result = callback(writer)
-        if (
-            inspect.isawaitable(result)
-            or inspect.isgenerator(result)
-            or inspect.isasyncgen(result)
-        ):
+        if returned_lazy(result):
             _returned_lazy(callback, writer, result)
     except ClientDisconnected as exc:
         if writer.closed_here:
@@ -104,12 +118,12 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
                 " with writer.close(); nothing was sent: %s",
                 context["stream_id"],
                 context["path"],
-                _describe(callback),
+                describe(callback),
                 exc,
                 extra=context,
             )
         else:
-            logger.debug("stream callback %s ended: %s", _describe(callback), exc)
+            logger.debug("stream callback %s ended: %s", describe(callback), exc)
     except Exception:
         STATS.callback_errors += 1
         context = writer.log_context
@@ -117,7 +131,7 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
             "stream %s %s: callback %s raised; its stream was closed",
             context["stream_id"],
             context["path"],
-            _describe(callback),
+            describe(callback),
             extra=context,
         )
         writer.close()
@@ -132,8 +146,6 @@ def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> 
     It hid an async function or a generator (behind a lambda or a
     decorator) from the checks made when it was given.
     """
-    if inspect.iscoroutine(result) or inspect.isgenerator(result):
-        result.close()  # no "never awaited" warning on top of this error
     STATS.callback_errors += 1
     context = writer.log_context
     logger.error(
@@ -142,7 +154,7 @@ def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> 
         " is a plain def that sends with writer.send_event()",
         context["stream_id"],
         context["path"],
-        _describe(callback),
+        describe(callback),
         type(result).__name__,
         extra=context,
     )

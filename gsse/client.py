@@ -164,16 +164,12 @@ class EventSource:
                 "last_event_id must be a str or None, not"
                 f" {type(last_event_id).__name__}"
             )
-        if last_event_id and (
-            "\0" in last_event_id or "\r" in last_event_id or "\n" in last_event_id
-        ):
+        if last_event_id and any(char in last_event_id for char in "\0\r\n"):
             raise ValueError(
                 f"last_event_id must not contain NUL, CR or LF: {last_event_id!r}"
             )
-        if max_retries is not None and (
-            isinstance(max_retries, bool)
-            or not isinstance(max_retries, int)
-            or max_retries < 0
+        if max_retries is not None and not (
+            type(max_retries) is int and max_retries >= 0
         ):
             raise ValueError(
                 f"max_retries must be an int >= 0 or None, got {max_retries!r}"
@@ -183,8 +179,7 @@ class EventSource:
         self.last_event_id = last_event_id or ""
         #: The reconnection time in ms (``retry:`` from the server changes it).
         self.retry = DEFAULT_RETRY_MS
-        # Checked here, as gsse checks stream response headers, so a bad one
-        # fails at construction instead of on some later reconnection.
+        # Checked here, so a bad one fails now, not on a later reconnection.
         self.headers = dict(check_header(k, v) for k, v in (headers or {}).items())
         self.timeout = timeout
         self.reconnect = reconnect
@@ -252,6 +247,9 @@ class EventSource:
                         yield message
                 except EventSourceError:
                     raise
+                except requests.exceptions.InvalidHeader as exc:  # never sendable
+                    why = f"cannot send the request to {self.url}: {exc}"
+                    raise EventSourceError(why, url=self.url) from exc
                 except Exception as exc:
                     if self.closed:
                         return  # close() cut the read short: not an error
@@ -302,10 +300,11 @@ class EventSource:
             "Cache-Control": "no-cache",
             **self.headers,
         }
-        if self.last_event_id:
-            # UTF-8, as browsers send it (http.client would encode latin-1,
-            # and fail on most non-ASCII ids).
-            headers["Last-Event-ID"] = self.last_event_id.encode("utf-8")
+        # Servers trim whitespace around a field value (RFC 9110 5.5) and
+        # requests refuses it; UTF-8 as browsers send it (not latin-1).
+        last_event_id = self.last_event_id.strip(" \t")
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id.encode("utf-8")
         response = self.session.get(
             self.url, headers=headers, stream=True, timeout=self.timeout
         )

@@ -12,7 +12,11 @@ checked here, at the call, against RFC 9110:
   ``!#$%&'*+-.^_`|~``);
 - a value holds no control character but HTAB (section 5.5: ``field-vchar``,
   ``SP``, ``HTAB``), C1 controls (U+0080 to U+009F) included, and only
-  characters latin-1 can carry, as HTTP/1.1 sends them.
+  characters latin-1 can carry, as HTTP/1.1 sends them;
+- a stream's headers never frame the message: ``Content-Length``,
+  ``Transfer-Encoding`` and the hop-by-hop headers (RFC 9110 section 7.6.1,
+  PEP 3333) belong to the server. A ``Content-Length: 0`` would make a
+  keep-alive client or proxy read the events as the next response.
 
 Sans-IO: no gevent, no sockets.
 """
@@ -29,6 +33,20 @@ __all__ = ["check_header", "check_headers"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+#: Headers that frame the response or the connection: set by the server only.
+FRAMING = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 
 #: What gsse accepts as extra response headers.
 HeadersLike = Mapping[str, str] | Headers | Iterable[tuple[str, str]]
@@ -96,5 +114,11 @@ def check_headers(headers: HeadersLike | None) -> Headers | None:
             raise TypeError(
                 f"headers must be a mapping or (name, value) pairs, got {item!r}"
             ) from None
-        checked.add(*check_header(name, value))
+        name, value = check_header(name, value)
+        if name.lower() in FRAMING:
+            raise ValueError(
+                f"a stream may not set the header {name!r}: the server frames"
+                " the response and the connection itself; remove it"
+            )
+        checked.add(name, value)
     return checked or None

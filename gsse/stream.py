@@ -281,9 +281,11 @@ class SSEResponse(Response):
         for name, value in SSE_HEADERS:
             self.headers[name] = value
         # Users may replace the defaults; werkzeug alone would let NUL, ESC
-        # and bad names through.
-        for name, value in (check_headers(headers) or Headers()).items():
-            self.headers[name] = value
+        # and bad names through. A name given twice (Set-Cookie) is sent twice.
+        checked = check_headers(headers) or Headers()
+        for name in {name.lower() for name, _ in checked.items()}:
+            del self.headers[name]
+        self.headers.extend(checked)
 
     def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
         # gsse.js reads the keep-alive interval here: a stream silent for

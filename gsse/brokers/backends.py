@@ -7,17 +7,21 @@ knows no backend, so the backends can import it without a cycle.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Broker
+from .base import check_memory_url
 from .base import register_backend
 from .memory import MemoryBroker
 
 
-def memory_backend(url: str, options: dict[str, int]) -> Broker:
+def memory_backend(url: str, options: dict[str, Any]) -> Broker:
     """``memory://``: one process; takes every history bound as a keyword."""
+    check_memory_url(url)
     return MemoryBroker(**options)
 
 
-def redis_backend(url: str, options: dict[str, int]) -> Broker:
+def redis_backend(url: str, options: dict[str, Any]) -> Broker:
     """``redis://``, ``rediss://``, ``unix://``: many processes and machines."""
     # Only now: ``redis`` is optional, and ``import gsse`` must stay safe
     # before ``monkey.patch_all()``.

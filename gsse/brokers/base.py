@@ -36,7 +36,7 @@ BROKER_ENV = "GSSE_BROKER"
 
 #: Builds a backend from its URL (without gsse's query options) and the
 #: options left once the limits are taken out.
-BackendFactory = Callable[[str, dict[str, int]], "Broker"]
+BackendFactory = Callable[[str, dict[str, Any]], "Broker"]
 
 #: URL scheme -> backend, filled by :mod:`gsse.brokers` (see
 #: :func:`register_backend`).
@@ -50,7 +50,8 @@ DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 DEFAULT_MAX_CHANNELS = 100
 
 #: Broker options a URL's query may carry (``memory://?history=50``), each
-#: read as an int; gsse removes them before the URL reaches the backend.
+#: read as an int (``history_idle_ttl`` as seconds, a float); gsse removes
+#: them before the URL reaches the backend.
 URL_OPTIONS = (
     "history",
     "max_event_size",
@@ -59,6 +60,7 @@ URL_OPTIONS = (
     "max_history_bytes",
     "history_idle_ttl",
 )
+_FLOAT_OPTIONS = frozenset({"history_idle_ttl"})
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
@@ -90,24 +92,46 @@ def _check_history(history: Any) -> int:
     return history
 
 
-def split_options(url: str) -> tuple[str, dict[str, int]]:
-    """The URL without gsse's query options, and those options as ints."""
+def split_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without gsse's query options, and those options as numbers."""
     parts = urlsplit(url)
-    options: dict[str, int] = {}
+    options: dict[str, Any] = {}
     rest: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in URL_OPTIONS:
             rest.append((name, value))
             continue
+        if name in options:
+            raise ValueError(f"broker URL option {name} is given twice: {url!r}")
         try:
-            options[name] = int(value)
+            options[name] = float(value) if name in _FLOAT_OPTIONS else int(value)
         except ValueError:
+            kind = "a number of seconds" if name in _FLOAT_OPTIONS else "an integer"
             raise ValueError(
-                f"broker URL option {name}={value!r} must be an integer: {url!r}"
+                f"broker URL option {name}={value!r} must be {kind}: {url!r}"
             ) from None
     if not options:
         return url, options
     return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
+def check_memory_url(url: str) -> None:
+    """Refuse what a ``memory://`` URL would otherwise ignore (a typo'd option).
+
+    :param url: the URL without gsse's own options.
+    """
+    parts = urlsplit(url)
+    if parts.query:
+        unknown = sorted({name for name, _ in parse_qsl(parts.query, True)})
+        raise ValueError(
+            f"unknown memory:// option {', '.join(unknown) or parts.query!r} in"
+            f" {url!r}; the options are {', '.join(URL_OPTIONS)}"
+        )
+    if parts.netloc or parts.path.strip("/") or parts.fragment:
+        raise ValueError(
+            f"memory:// takes no host or path, got {url!r}; write memory:// or"
+            " memory://?history=100"
+        )
 
 
 #: The real thread id (monkey-patching makes ``threading.get_ident`` per greenlet).

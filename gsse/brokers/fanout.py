@@ -137,8 +137,12 @@ class Subscription:
         replay.sort(key=_by_key)
         pending, self.pending = self.pending or [], None
         try:
-            for channel in resets:
-                self.reset(channel, last_event_id)
+            # Only the last reset carries the id (every channel's new
+            # position): a client cut off after an earlier one must come back
+            # with its old id and get the resets it missed, not an id that
+            # skips them (and N channels would send N ids of N parts each).
+            for n, channel in enumerate(resets, 1):
+                self.reset(channel, last_event_id, with_id=n == len(resets))
             self.deliver_all(replay)
             self.deliver_all(pending)
         except ClientDisconnected:
@@ -155,11 +159,15 @@ class Subscription:
         channel: str,
         last_event_id: str | None,
         last: Key | None = None,
+        *,
+        with_id: bool = True,
     ) -> None:
         """Tell the client to reload ``channel``: its position was lost.
 
         At most once per stream and channel; a second loss closes the stream
         instead, and the client's reconnect starts a new stream.
+
+        :param with_id: send the stream's position as the event's ``id:``.
         """
         i = self.index[channel]
         if last is not None:
@@ -175,7 +183,8 @@ class Subscription:
             self.transport.abort("closed by the server: channel history lost")
             return
         self.resets.add(channel)
-        self.transport.write(reset_event(channel, last_event_id, self.wire_id))
+        wire_id = self.wire_id if with_id else None
+        self.transport.write(reset_event(channel, last_event_id, wire_id))
         self.transport.abort_if_overflowed()
 
 

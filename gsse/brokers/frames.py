@@ -179,8 +179,18 @@ class Frame:
         return single
 
 
-def reset_event(channel: str, last_event_id: str | None, wire_id: str) -> bytes:
+#: Characters of the client's ``Last-Event-ID`` a ``reset`` echoes: a
+#: stream of many channels gets one ``reset`` per channel, so echoing a
+#: header of the server's maximum size whole would turn one request into a
+#: hundred times its size in queued output (a real id is about 20 characters
+#: per channel).
+MAX_ECHOED_ID = 256
+
+
+def reset_event(channel: str, last_event_id: str | None, wire_id: str | None) -> bytes:
     """The documented ``reset`` event: the client's position was not in history."""
+    if last_event_id is not None and len(last_event_id) > MAX_ECHOED_ID:
+        last_event_id = last_event_id[:MAX_ECHOED_ID] + "..."
     data = json.dumps(
         {"channel": channel, "last_event_id": last_event_id},
         separators=(",", ":"),
