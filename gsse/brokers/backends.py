@@ -10,14 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Broker
-from .base import check_memory_url
 from .base import register_backend
 from .memory import MemoryBroker
 
 
 def memory_backend(url: str, options: dict[str, Any]) -> Broker:
     """``memory://``: one process; takes every history bound as a keyword."""
-    check_memory_url(url)
     return MemoryBroker(**options)
 
 

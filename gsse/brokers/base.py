@@ -115,21 +115,21 @@ def split_options(url: str) -> tuple[str, dict[str, Any]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), options
 
 
-def check_memory_url(url: str) -> None:
+def check_memory_url(url: str, whole: str) -> None:
     """Refuse what a ``memory://`` URL would otherwise ignore (a typo'd option).
 
-    :param url: the URL without gsse's own options.
+    :param url: the URL without gsse's own options; ``whole``: as given.
     """
     parts = urlsplit(url)
     if parts.query:
         unknown = sorted({name for name, _ in parse_qsl(parts.query, True)})
         raise ValueError(
             f"unknown memory:// option {', '.join(unknown) or parts.query!r} in"
-            f" {url!r}; the options are {', '.join(URL_OPTIONS)}"
+            f" {whole!r}; the options are {', '.join(URL_OPTIONS)}"
         )
     if parts.netloc or parts.path.strip("/") or parts.fragment:
         raise ValueError(
-            f"memory:// takes no host or path, got {url!r}; write memory:// or"
+            f"memory:// takes no host or path, got {whole!r}; write memory:// or"
             " memory://?history=100"
         )
 
@@ -222,7 +222,7 @@ class Broker:
             url = os.environ.get(BROKER_ENV) or "memory://"
         if not isinstance(url, str):
             raise TypeError(f"the broker URL must be a str, got {url!r}")
-        url, merged = split_options(url)
+        whole, (url, merged) = url, split_options(url)
         given = {
             "history": history,
             "max_event_size": max_event_size,
@@ -230,7 +230,10 @@ class Broker:
             **options,
         }
         merged.update({k: v for k, v in given.items() if v is not None})
-        backend = _BACKENDS.get(urlsplit(url).scheme.lower())
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "memory":  # nothing else reads its URL: refuse leftovers
+            check_memory_url(url, whole)
+        backend = _BACKENDS.get(scheme)
         limits = {
             "max_event_size": merged.pop("max_event_size", None),
             "max_channels": merged.pop("max_channels", None),
