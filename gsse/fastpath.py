@@ -18,6 +18,7 @@ from typing import Any
 import gevent
 
 from .handler import RequestHandler
+from .headers import check_header
 from .stream import SSEBody
 from .stream import sse_body_of
 from .threaded import CONNECTION_KEY
@@ -113,7 +114,7 @@ class SSEHandler(RequestHandler):
 
     def process_result(self) -> None:
         body = sse_body_of(self.result)
-        if body is not None and not self.headers_sent:
+        if body is not None and not self.headers_sent and self.command != "HEAD":
             self._stream(body)
         else:
             super().process_result()
@@ -124,6 +125,10 @@ class SSEHandler(RequestHandler):
             body.environ = self.environ
         if self.refuse_stream():
             return
+        # Flask and others may change the headers after gsse.stream()
+        # checked them: check what goes on the wire.
+        for name, value in self.response_headers:
+            check_header(name.decode("latin-1"), value.decode("latin-1"))
         # pywsgi writes status, headers and this first chunk in one go.
         self.write(body.preamble())
         chunked: bool = self.response_use_chunked  # type: ignore[has-type]

@@ -51,8 +51,9 @@ _MAX_LENGTH_DIGITS = 18
 _QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
 _CHUNK_EXT = rf"[ \t]*;[ \t]*[{_TCHARS}]+(?:[ \t]*=[ \t]*(?:[{_TCHARS}]+|{_QUOTED}))?"
 _CHUNK_LINE = re.compile(rf"([0-9A-Fa-f]{{1,16}})(?:{_CHUNK_EXT})*\r\n")
-#: Fields that may appear once: a second one makes the request ambiguous.
-_SINGLETONS = ("host", "content-type", "content-length")
+#: Fields that may appear once: a second one makes the request ambiguous
+#: (two ``Last-Event-ID`` would be joined with a comma into another position).
+_SINGLETONS = ("host", "content-type", "content-length", "last-event-id")
 #: Registered transfer codings: any other is ``501``, even alone.
 _KNOWN_CODINGS = frozenset(
     ("chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress", "identity")
@@ -174,7 +175,8 @@ def body_framing(fields: Sequence[tuple[str, str]], version: str) -> BodyFraming
     with ``Content-Length``, on HTTP/1.0, not ending in ``chunked`` or
     naming it twice is ``400``; another coding before ``chunked`` is
     ``501`` (gsse decodes none), as is an unknown coding; ``Content-Length``
-    must be digits, once. A second ``Host`` or ``Content-Type`` is ``400``.
+    must be digits, once. A second ``Host``, ``Content-Type`` or
+    ``Last-Event-ID`` is ``400``.
     """
     lengths: list[str] = []
     codings: list[str] = []

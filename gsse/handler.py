@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
@@ -292,6 +293,31 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             self.write(body)
         except OSError:
             pass
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        # pywsgi re-reads the header lines and strips values with
+        # str.strip(), which on latin-1 text also eats \x85 and \xa0, the
+        # last byte of many UTF-8 characters ("voilà" arrived as "voilÃ").
+        # The fields parsed above are already trimmed of spaces and tabs, the
+        # only optional whitespace (RFC 9110 §5.5). Names with "_" are
+        # dropped, as pywsgi does, so that they cannot pose as ones with "-".
+        for name, value in self._fields:
+            key = name.replace("-", "_").upper()
+            if "_" not in name and key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield "HTTP_" + key, value
+
+    def _write(self, data: bytes) -> None:
+        # A response to HEAD has no body (RFC 9110 §9.3.2): pywsgi would send
+        # what the app returns and a chunked terminator, which a keep-alive
+        # client then reads as the start of the next response.
+        if self.command != "HEAD":
+            super()._write(data)
+
+    def process_result(self) -> None:
+        if self.command != "HEAD":
+            super().process_result()
+        elif self.status and not self.headers_sent:
+            self.write(b"")  # the head alone; the body is never iterated
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
