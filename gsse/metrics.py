@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .exceptions import CloseReason
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
-
-from .exceptions import CloseReason
 
 __all__ = ["STATS", "Stats", "cause_of", "metrics_app", "register"]
 
