@@ -15,8 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .exceptions import ClientDisconnected
+from .exceptions import CloseReason
 from .metrics import STATS
 from .writer import SSEWriter
+from .writer import end_stream
 
 logger = logging.getLogger("gsse.stream")
 
@@ -124,7 +126,7 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
             )
         else:
             logger.debug("stream callback %s ended: %s", describe(callback), exc)
-    except Exception:
+    except Exception as exc:
         STATS.callback_errors += 1
         context = writer.log_context
         logger.exception(
@@ -134,9 +136,10 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
             describe(callback),
             extra=context,
         )
-        writer.close()
-    except BaseException:
-        writer.close()
+        end_stream(writer, CloseReason.CALLBACK_FAILED, type(exc).__name__)
+    except BaseException as exc:
+        # Killed (GreenletExit) or interrupted: the stream cannot go on.
+        end_stream(writer, CloseReason.CALLBACK_FAILED, type(exc).__name__)
         raise
 
 
@@ -158,4 +161,6 @@ def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> 
         type(result).__name__,
         extra=context,
     )
-    writer.close()
+    end_stream(
+        writer, CloseReason.CALLBACK_FAILED, f"it returned {type(result).__name__}"
+    )

@@ -40,7 +40,7 @@ def log_stream_end(
     def write(transport: Transport) -> None:
         seconds = time.time() - started
         sent = head_bytes + transport.written
-        log.write(f"{head} {sent} {seconds:.6f} ({transport.close_reason})\n")
+        log.write(f"{head} {sent} {seconds:.6f} ({transport.close_text})\n")
 
     transport.on_close(write)
 

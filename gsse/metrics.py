@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .exceptions import CloseReason
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
@@ -26,24 +28,16 @@ if TYPE_CHECKING:
 
 __all__ = ["STATS", "Stats", "cause_of", "metrics_app", "register"]
 
-#: Why streams end, as counted in ``gsse_disconnects_total{cause=...}``;
-#: matched against the start of a transport's ``close_reason``.
-_CAUSES = (
-    ("closed by the server", "server"),
-    ("send timeout", "send_timeout"),
-    ("buffer overflow", "overflow"),
-    ("the client went away", "client"),
-    ("client connection failed", "client"),
-    ("send failed", "client"),
-)
+
+def cause_of(reason: CloseReason | str) -> str:
+    """The ``cause`` label (``gsse_disconnects_total``) of a close reason.
+
+    :param reason: a :class:`~gsse.exceptions.CloseReason`, or its value.
+    """
+    return _CAUSES.get(reason, "other")
 
 
-def cause_of(reason: str) -> str:
-    """The metric label for a stream's ``close_reason``."""
-    for prefix, cause in _CAUSES:
-        if reason.startswith(prefix):
-            return cause
-    return "other"
+_CAUSES: dict[str, str] = {reason.value: reason.cause for reason in CloseReason}
 
 
 class Stats:
@@ -61,7 +55,9 @@ class Stats:
         self.writes = 0
         self.bytes = 0
         self.pings = 0
+        #: Streams ended, by :attr:`CloseReason.cause` and by reason.
         self.disconnects: dict[str, int] = {}
+        self.closes: dict[CloseReason, int] = {}
         self.callback_errors = 0
         #: Requests refused by a limit, by status code.
         self.rejected: dict[int, int] = {}
@@ -76,9 +72,10 @@ class Stats:
     def open_streams(self) -> int:
         return self.streams_opened - self.streams_closed
 
-    def stream_closed(self, reason: str) -> None:
+    def stream_closed(self, reason: CloseReason) -> None:
         self.streams_closed += 1
-        cause = cause_of(reason)
+        self.closes[reason] = self.closes.get(reason, 0) + 1
+        cause = reason.cause
         self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
 
     def reject(self, status: int) -> None:
@@ -93,6 +90,7 @@ class Stats:
             "bytes": self.bytes,
             "pings": self.pings,
             "disconnects": dict(self.disconnects),
+            "closes": {reason.value: n for reason, n in self.closes.items()},
             "send_timeouts": self.disconnects.get("send_timeout", 0),
             "callback_errors": self.callback_errors,
             "rejected": dict(self.rejected),
@@ -139,6 +137,12 @@ class _Collector:
         for cause, count in sorted(s.disconnects.items()):
             disconnects.add_metric([cause], count)
         yield disconnects
+        closes = CounterMetricFamily(
+            "gsse_closed_streams", "Streams ended, by reason.", labels=["reason"]
+        )
+        for reason in CloseReason:  # every reason, 0 until it happens
+            closes.add_metric([reason.value], s.closes.get(reason, 0))
+        yield closes
         yield counter(
             "send_timeouts",
             "Streams closed because the client stopped reading.",

@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 from gevent.event import Event as GeventEvent
 
+from .exceptions import CloseReason
 from .logsafe import escape
 from .transport import Transport
 
@@ -68,7 +69,7 @@ class StreamRegistry:
             # Logged with every line about the stream: escaped, as client data.
             transport.path = escape(environ.get("PATH_INFO", ""), 200)
         if self.shutting_down:
-            transport.close()
+            transport.close(CloseReason.SHUTDOWN)
             return
         self._streams.add(transport)
         self._emptied.clear()
@@ -89,7 +90,7 @@ class StreamRegistry:
         ``Last-Event-ID`` when they reconnect.
         """
         if self.shutting_down:
-            transport.close()
+            transport.close(CloseReason.SHUTDOWN)
         else:
             self._idle.add(transport)
 
@@ -127,7 +128,7 @@ class StreamRegistry:
         """
         self.shutting_down = True
         for transport in list(self._idle):
-            transport.close()
+            transport.close(CloseReason.SHUTDOWN)
         open_now = len(self._streams)
         if open_now:
             logger.info(
@@ -138,7 +139,7 @@ class StreamRegistry:
         self.wait_empty(graceful_timeout)
         remaining = list(self._streams)
         for transport in remaining:
-            transport.close()
+            transport.close(CloseReason.SHUTDOWN_DEADLINE)
         if remaining:
             logger.info(
                 "closed %d stream(s) still open after the grace period", len(remaining)

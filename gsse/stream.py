@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 from .callbacks import StreamCallback as StreamCallback
 from .callbacks import check_callback as check_callback
 from .callbacks import run_callback
+from .exceptions import CloseReason
 from .headers import check_headers
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
@@ -256,13 +257,13 @@ class SSEBody:
             yield from transport.drain()
         finally:
             if not transport.closed:
-                transport.abort("the client went away")
+                transport.abort(CloseReason.CLIENT_GONE)
 
     def close(self) -> None:
         """Called by WSGI hosts when the response ends (PEP 3333)."""
         transport, self._transport = self._transport, None
         if transport is not None and not transport.closed:
-            transport.abort("the client went away")
+            transport.abort(CloseReason.CLIENT_GONE)
 
 
 class SSEResponse(Response):

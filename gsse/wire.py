@@ -33,7 +33,6 @@ __all__ = [
     "encode_event",
     "encode_comment",
     "encode_retry",
-    "chunk",
     "PING",
 ]
 
@@ -157,11 +156,6 @@ def encode_comment(text: str = "") -> bytes:
 def encode_retry(retry: int) -> bytes:
     """Encode a ``retry:``-only frame (sets the client's reconnection time)."""
     return f"retry: {_check_retry(retry)}\n\n".encode()
-
-
-def chunk(payload: bytes) -> bytes:
-    """Frame ``payload`` as one HTTP/1.1 chunk (RFC 9112 section 7.1)."""
-    return b"%x\r\n%b\r\n" % (len(payload), payload)
 
 
 @dataclass(frozen=True, slots=True)

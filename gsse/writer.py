@@ -18,6 +18,7 @@ from gevent.monkey import get_original
 
 from . import bridge
 from .exceptions import ClientDisconnected
+from .exceptions import CloseReason
 from .registry import StreamRegistry
 from .transport import Transport
 from .wire import encode_comment
@@ -118,18 +119,19 @@ class SSEWriter:
 
     def close(self) -> None:
         """End the stream cleanly. Calling it again does nothing."""
+        self._end(CloseReason.CLOSED_BY_APP)
+
+    def _end(self, reason: CloseReason, detail: str = "") -> None:
         if self._closer is None:
             self._closer = gevent.getcurrent()
         if _thread_ident() != self._loop_thread:
-            bridge.call_in_loop(self._hub, self._transport.close)
+            bridge.call_in_loop(self._hub, self._transport.close, reason, detail)
             if self._transport.dropped:
                 # A write this thread posted was lost: say so once, here.
                 self._transport.dropped = False
-                raise ClientDisconnected(
-                    f"stream closed: {self._transport.close_reason}"
-                )
+                raise ClientDisconnected(f"stream closed: {self._transport.close_text}")
         else:
-            self._transport.close()
+            self._transport.close(reason, detail)
 
     @property
     def closed(self) -> bool:
@@ -191,6 +193,15 @@ def hand_over(writer: SSEWriter) -> Transport:
     """
     writer._owner = None
     return writer._transport
+
+
+def end_stream(writer: SSEWriter, reason: CloseReason, detail: str = "") -> None:
+    """Close ``writer``'s stream as its ``close()`` does, saying why.
+
+    For gsse's own code that ends a stream for a reason other than the
+    app's ``close()`` (a callback that failed).
+    """
+    writer._end(reason, detail)
 
 
 #: Callbacks already warned about, so a habit warns once, not per stream.

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gsse.wire import EventStreamDecoder
 from gsse.wire import Message
-from gsse.wire import chunk
 from gsse.wire import encode_comment
 from gsse.wire import encode_event
 from gsse.wire import encode_retry
@@ -84,10 +83,12 @@ def test_comment_and_retry_frames() -> None:
         encode_comment(5)  # type: ignore[arg-type]
 
 
-def test_chunk_framing() -> None:
-    """HTTP/1.1 chunks carry the hex length and CRLFs."""
-    assert chunk(b"data: x\n\n") == b"9\r\ndata: x\n\n\r\n"
-    assert chunk(b"a" * 255) == b"ff\r\n" + b"a" * 255 + b"\r\n"
+def test_wire_knows_nothing_of_http() -> None:
+    """The SSE format module has no HTTP chunk framing (that is gsse.chunked)."""
+    import gsse.wire
+
+    assert not hasattr(gsse.wire, "chunk")
+    assert "chunk" not in gsse.wire.__all__
 
 
 def _decode_all(raw: bytes) -> list[Message]:

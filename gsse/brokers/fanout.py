@@ -20,9 +20,10 @@ import logging
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from ..chunked import chunk
 from ..exceptions import ClientDisconnected
+from ..exceptions import CloseReason
 from ..transport import Transport
-from ..wire import chunk
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -98,7 +99,7 @@ class Subscription:
         if pending is not None:
             pending.append(frame)
             if len(pending) > MAX_PENDING:
-                self.transport.abort("buffer overflow: the stream fell behind")
+                self.transport.abort(CloseReason.OVERFLOW, "the stream fell behind")
             return
         i = self.index[frame.channel] if self.multi else 0
         if frame.key <= self.positions[i]:
@@ -180,7 +181,7 @@ class Subscription:
                 channel,
                 extra=self.transport.log_context,
             )
-            self.transport.abort("closed by the server: channel history lost")
+            self.transport.abort(CloseReason.CHANNEL_LOST)
             return
         self.resets.add(channel)
         wire_id = self.wire_id if with_id else None

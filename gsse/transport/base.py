@@ -16,6 +16,7 @@ from collections.abc import Callable
 from gevent.event import Event as GeventEvent
 
 from ..exceptions import ClientDisconnected
+from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..settings import ResolvedSettings
 from ..wire import PING
@@ -38,6 +39,7 @@ class Transport:
     __slots__ = (
         "closed",
         "close_reason",
+        "close_detail",
         "ping",
         "send_timeout",
         "buffer_size",
@@ -58,7 +60,10 @@ class Transport:
 
     def __init__(self, settings: ResolvedSettings) -> None:
         self.closed = False
-        self.close_reason = ""
+        #: Why the stream ended (``None`` while open), and what varies beside
+        #: the reason (an error's text), for the log only.
+        self.close_reason: CloseReason | None = None
+        self.close_detail = ""
         self.ping = settings.ping
         self.send_timeout = settings.send_timeout
         self.buffer_size = settings.buffer_size
@@ -87,6 +92,12 @@ class Transport:
         STATS.streams_opened += 1
 
     @property
+    def close_text(self) -> str:
+        """Why the stream ended, in the log's words (``""`` while open)."""
+        reason = self.close_reason
+        return "" if reason is None else reason.describe(self.close_detail)
+
+    @property
     def log_context(self) -> dict[str, object]:
         """``extra=`` for log records about this stream."""
         return {"stream_id": self.stream_id, "path": self.path}
@@ -106,8 +117,14 @@ class Transport:
         """
         raise NotImplementedError
 
-    def close(self) -> None:
-        """End the stream cleanly: flush what is buffered, then the end."""
+    def close(
+        self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
+    ) -> None:
+        """End the stream cleanly: flush what is buffered, then the end.
+
+        :param reason: why, for the access log and the metrics.
+        :param detail: what varies beside ``reason`` (the log prints it).
+        """
         raise NotImplementedError
 
     def _release(self) -> None:
@@ -126,10 +143,16 @@ class Transport:
         else:
             self._hooks.append(hook)
 
-    def abort(self, reason: str) -> None:
-        """End the stream now, dropping anything unsent."""
+    def abort(self, reason: CloseReason | str, detail: str = "") -> None:
+        """End the stream now, dropping anything unsent.
+
+        :param reason: why; free text (from code outside gsse) is counted as
+            :attr:`CloseReason.OTHER`, with the text as the detail.
+        """
         if not self.closed:
-            self._mark_closed(reason)
+            if not isinstance(reason, CloseReason):
+                reason, detail = CloseReason.OTHER, str(reason)
+            self._mark_closed(reason, detail)
         self._release()
 
     def wait_drained(self) -> None:
@@ -151,7 +174,7 @@ class Transport:
             self._drained.clear()
             self._drained.wait(remaining if self.send_timeout else None)
         if self.closed:
-            raise ClientDisconnected(f"stream closed: {self.close_reason}")
+            raise ClientDisconnected(f"stream closed: {self.close_text}")
 
     def tick(self, now: float) -> None:
         """Periodic duties: send-timeout enforcement and keep-alive pings."""
@@ -181,7 +204,7 @@ class Transport:
             self.pending,
             extra=self.log_context,
         )
-        self.abort("send timeout: the client stopped reading")
+        self.abort(CloseReason.SEND_TIMEOUT)
 
     def _note_buffered(self) -> None:
         """Book-keeping after bytes were left in the buffer."""
@@ -209,7 +232,7 @@ class Transport:
             self.pending,
             extra=self.log_context,
         )
-        self.abort("buffer overflow: the client reads too slowly")
+        self.abort(CloseReason.OVERFLOW, "the client reads too slowly")
         return True
 
     def _note_drained(self) -> None:
@@ -222,9 +245,10 @@ class Transport:
             if self._drained is not None:
                 self._drained.set()
 
-    def _mark_closed(self, reason: str) -> None:
+    def _mark_closed(self, reason: CloseReason, detail: str = "") -> None:
         self.closed = True
         self.close_reason = reason
+        self.close_detail = detail
         STATS.stream_closed(reason)
         if self._drained is not None:
             self._drained.set()

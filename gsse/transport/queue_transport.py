@@ -14,6 +14,7 @@ import gevent
 from gevent.event import Event as GeventEvent
 
 from ..exceptions import ClientDisconnected
+from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..settings import ResolvedSettings
 from .base import Transport
@@ -44,7 +45,7 @@ class QueueTransport(Transport):
 
     def write(self, payload: bytes, framed: bytes | None = None) -> None:
         if self.closed:
-            raise ClientDisconnected(f"stream closed: {self.close_reason}")
+            raise ClientDisconnected(f"stream closed: {self.close_text}")
         self.wrote = True
         STATS.writes += 1
         STATS.bytes += len(payload)
@@ -56,9 +57,11 @@ class QueueTransport(Transport):
         if self._size > self.buffer_size:
             self._note_buffered()
 
-    def close(self) -> None:
+    def close(
+        self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
+    ) -> None:
         if not self.closed:
-            self._mark_closed("closed by the server")
+            self._mark_closed(reason, detail)
             self._ready.set()
 
     def drain(self) -> Iterator[bytes]:

@@ -23,11 +23,13 @@ from typing import Any
 
 import gevent
 
+from ..chunked import LAST_CHUNK
+from ..chunked import chunk
 from ..exceptions import ClientDisconnected
+from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..settings import ResolvedSettings
 from ..wire import PING
-from ..wire import chunk
 from .base import Transport
 from .cork import CORK_BYTES
 from .cork import cork_of
@@ -35,7 +37,6 @@ from .cork import cork_of
 #: The name docs/operations.md gives for stream ends, whichever module logs.
 logger = logging.getLogger("gsse.transport")
 
-_CHUNKED_END = b"0\r\n\r\n"
 #: After the client's end of file: seconds until the first check for the
 #: reset a client that is gone answers the keep-alive with, then between checks.
 PROBE_DELAY = 0.25
@@ -94,7 +95,7 @@ class SocketTransport(Transport):
 
     def write(self, payload: bytes, framed: bytes | None = None) -> None:
         if self.closed:
-            raise ClientDisconnected(f"stream closed: {self.close_reason}")
+            raise ClientDisconnected(f"stream closed: {self.close_text}")
         if self.chunked:
             data = framed if framed is not None else chunk(payload)
         else:
@@ -128,14 +129,16 @@ class SocketTransport(Transport):
         else:
             self._note_drained()
 
-    def close(self) -> None:
+    def close(
+        self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
+    ) -> None:
         if self.closed:
             return
         if self.chunked:
-            self.written += len(_CHUNKED_END)  # counted before the close hooks
-        self._mark_closed("closed by the server")
+            self.written += len(LAST_CHUNK)  # counted before the close hooks
+        self._mark_closed(reason, detail)
         if self.chunked:
-            self._buffer += _CHUNKED_END
+            self._buffer += LAST_CHUNK
         if self._buffer and self._flush():
             # Finish in the background; the send timeout still bounds it.
             self.full_since = self.full_since or _monotonic()
@@ -152,7 +155,7 @@ class SocketTransport(Transport):
         except BlockingIOError:
             return True
         except OSError as exc:
-            self.abort(f"send failed: {exc.strerror or exc}")
+            self.abort(CloseReason.SEND_FAILED, exc.strerror or str(exc))
             return False
         del self._buffer[:sent]
         return bool(self._buffer)
@@ -187,7 +190,7 @@ class SocketTransport(Transport):
         except BlockingIOError:
             return
         except OSError as exc:
-            self.abort(f"client connection failed: {exc.strerror or exc}")
+            self.abort(CloseReason.CLIENT_GONE, exc.strerror or str(exc))
             return
         if not data:
             self._on_eof()
@@ -233,7 +236,7 @@ class SocketTransport(Transport):
             os.strerror(error),
             extra=self.log_context,
         )
-        self.abort("the client went away")
+        self.abort(CloseReason.CLIENT_GONE)
 
     def _release(self) -> None:
         if self._reader is None:

@@ -8,6 +8,7 @@ import pytest
 
 from gsse import Server
 from gsse import SSEWriter
+from gsse.exceptions import CloseReason
 from gsse.metrics import STATS
 from gsse.metrics import cause_of
 from gsse.metrics import metrics_app
@@ -82,8 +83,8 @@ def test_metrics_app_on_its_own_registry_counts_callback_errors(serve: Serve) ->
 def test_the_hot_path_counts_plain_ints() -> None:
     """STATS holds plain numbers; prometheus is only read at scrape time."""
     assert isinstance(STATS.writes, int) and isinstance(STATS.bytes, int)
-    assert cause_of("send timeout: the client stopped reading") == "send_timeout"
-    assert cause_of("send failed: Broken pipe") == "client"
+    assert cause_of(CloseReason.SEND_TIMEOUT) == "send_timeout"
+    assert cause_of(CloseReason.SEND_FAILED) == cause_of("send_failed") == "client"
     assert cause_of("something new") == "other"
 
 
