@@ -74,7 +74,7 @@ def test_subscribing_without_publishing_leaves_nothing_in_redis(
     finally:
         for stream in streams:
             stream.close()
-    assert wait_until(lambda: not broker._reader.positions, timeout=10)
+    assert wait_until(lambda: broker.followed_channels() == 0, timeout=10)
     assert keys_in(redis_server) == {}
 
 
@@ -264,7 +264,7 @@ def test_idle_and_dead_connections_are_closed(
     for stream in burst():
         stream.close()
     redis_server.kill()
-    assert wait_until(lambda: broker._reader.down, timeout=15)
+    assert wait_until(lambda: not broker.reachable, timeout=15)
     redis_server.start()
     assert wait_until(lambda: close_wait_to(redis_server.port) == 0, timeout=20)
     assert broker.publish("burst", "after")
