@@ -111,12 +111,12 @@ def test_reconnects_during_concurrent_publishing_lose_and_repeat_nothing(
             headers = {"Last-Event-ID": seen[-1]}
             with RawStream(port, sub_path("live"), headers=headers) as stream:
                 seen += [m.id for m in stream.events(3, timeout=20)]
-            if len(seen) >= 150:
+            if len(seen) >= 200:
                 break
     finally:
         stop = True
         greenlet.join(timeout=10)
-    assert len(seen) >= 150
+    assert len(seen) >= 200
     assert seen == published[: len(seen)]
 
 
@@ -299,3 +299,23 @@ def test_a_slow_subscriber_is_dropped_without_slowing_others(
     finally:
         slow.close()
         fast.close()
+
+
+def test_live_subscribers_counts_this_processs_streams_per_channel(
+    port: int, broker: gsse.Broker
+) -> None:
+    """live_subscribers() follows streams opening and closing, per channel."""
+    assert broker.live_subscribers("a") == 0
+    with subscribe(port, broker, "a", "b"):
+        with subscribe(port, broker, "a"):
+            listening(broker, "a", 2)
+            assert broker.live_subscribers("b") == 1
+            assert broker.live_subscribers("c") == 0
+            if isinstance(broker, RedisBroker):
+                assert broker.reachable
+                assert broker.followed_channels() == 2
+        listening(broker, "a", 1)
+    listening(broker, "a", 0)
+    listening(broker, "b", 0)
+    if isinstance(broker, RedisBroker):
+        assert broker.followed_channels() == 0
