@@ -333,6 +333,15 @@ class Broker:
     def close(self) -> None:
         """Let go of the backend (connections, the reader greenlet)."""
 
+    def live_subscribers(self, channel: str) -> int:
+        """Streams of this process that receive ``channel``'s live events now.
+
+        A stream counts once its replay is sent, so an event published after
+        this says ``1`` reaches it: for dashboards, and for code (or tests)
+        that must not publish before a listener is there.
+        """
+        raise NotImplementedError
+
     def _follow(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         """In the event loop: subscribe, and let a shutdown end the stream.
 

@@ -169,6 +169,12 @@ class MemoryBroker(Broker):
             "bytes": self._bytes,
         }
 
+    def live_subscribers(self, channel: str) -> int:
+        state = self._channels.get(channel)
+        if state is None:
+            return 0
+        return sum(1 for s in state.subscribers if s.pending is None)
+
     def _next_key(self) -> Key:
         """A new id, larger than every id this broker issued, in any channel."""
         now, last = _now_ms(), self._last_key

@@ -163,6 +163,19 @@ class RedisBroker(Broker):
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
 
+    def live_subscribers(self, channel: str) -> int:
+        subscribers = self._reader.subscribers.get(channel, ())
+        return sum(1 for s in subscribers if s.pending is None)
+
+    @property
+    def reachable(self) -> bool:
+        """False from when the listener loses Redis until it reconnects."""
+        return not self._reader.down
+
+    def followed_channels(self) -> int:
+        """Channels this process reads from Redis (those with subscribers here)."""
+        return len(self._reader.positions)
+
     def _stream_key(self, channel: str) -> bytes:
         return self._stream_prefix + channel.encode()
 
