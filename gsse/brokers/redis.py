@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 import gevent
 
 from ..exceptions import BrokerUnavailable
+from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
@@ -259,7 +260,7 @@ class RedisBroker(Broker):
                 subscription.pending[:0] = self._read_gaps(gaps)
             except UNAVAILABLE:
                 STATS.broker_errors += 1
-                transport.abort("closed by the server: Redis went away meanwhile")
+                transport.abort(CloseReason.BROKER_LOST, "Redis went away meanwhile")
                 return
         subscription.start(last_event_id, requested, states)
         reader.ensure_running()
