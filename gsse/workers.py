@@ -60,6 +60,10 @@ SHUTDOWN_MARGIN = 2.0
 OPTIONS_ATTRIBUTE = "gsse_server_options"
 
 
+#: The master's signals that end a worker (see ``SSEWorker.init_signals``).
+SHUTDOWN_SIGNALS = frozenset((signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
+
+
 class SSEWorker(GeventWorker):  # type: ignore[misc]
     """A gunicorn worker that serves with :class:`gsse.Server`.
 
@@ -98,6 +102,19 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
             self.notify()
             gevent.joinall(stopping, timeout=HEARTBEAT)
 
+    def init_signals(self) -> None:
+        # Until now this process ran the master's handlers, inherited by
+        # fork; they only queue a signal for the master's loop, which runs in
+        # the master. A SIGTERM or SIGINT sent while the worker booted was
+        # lost, and the worker served on until it was killed. Hand the
+        # shutdown signals queued meanwhile to the worker's own handlers.
+        inherited = signal.getsignal(signal.SIGTERM)
+        queued = getattr(getattr(inherited, "__self__", None), "SIG_QUEUE", None)
+        super().init_signals()
+        for sig in _drain(queued):
+            if sig in SHUTDOWN_SIGNALS:
+                os.kill(os.getpid(), sig)
+
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGINT:
             if not self._interrupted:
@@ -108,6 +125,19 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
                 return
             os._exit(EXIT_INTERRUPTED)
         super().handle_quit(sig, frame)
+
+
+def _drain(queued: Any) -> list[Any]:
+    """What the master's signal queue holds (a list in older gunicorn, a
+    ``queue.SimpleQueue`` in newer ones)."""
+    if queued is None:
+        return []
+    if isinstance(queued, list):
+        return list(queued)
+    items = []
+    while not queued.empty():
+        items.append(queued.get_nowait())
+    return items
 
 
 class _Logger(glogging.Logger):  # type: ignore[misc]
