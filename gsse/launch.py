@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from ._version import __version__
+from .config import BY_NAME
 from .config import Config
 from .config import load_app
 from .exceptions import AppImportError
@@ -47,7 +48,7 @@ def startup_line(config: Config, url: str) -> str:
     details = [workers, f"broker {display_url(broker)}"]
     if config.threads is not None:
         details.append(f"{config.threads} threads")
-    if config.handlers is not None:
+    if config.handlers != BY_NAME["handlers"].default:
         details.append(f"handlers in {config.handlers}")
     return (
         f"gsse {__version__} serving {config.app} on {url}"

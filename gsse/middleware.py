@@ -26,6 +26,7 @@ it would have. ``handle_sigterm=False`` turns this off;
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -41,13 +42,15 @@ from werkzeug.wrappers import Response
 from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
+from .config import DEFAULT_GRACEFUL_TIMEOUT
+from .config import server_only_options
 from .hosts import host_can_stream
 from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limits
 from .limits import StreamCounts
 from .metrics import STATS
+from .options import reject_unknown
 from .registry import StreamRegistry
-from .server import DEFAULT_GRACEFUL_TIMEOUT
 from .settings import StreamSettings
 from .settings import check_seconds
 from .stream import ADMISSION_KEY
@@ -66,19 +69,9 @@ logger = logging.getLogger(__name__)
 #: counts (and limits) only its own streams in a registry it may share.
 MIDDLEWARES_KEY = "gsse.middlewares"
 
-#: Options of the gsse server that a middleware cannot enforce, and why.
-SERVER_ONLY_OPTIONS = {
-    "max_connections": "it counts connections, which only the server sees",
-    "max_header_size": "headers are parsed before any app runs",
-    "max_header_count": "headers are parsed before any app runs",
-    "max_body_size": "the server reads the body before the app runs",
-    "header_timeout": "the server reads headers before the app runs",
-    "max_blocking_time": "it watches the server's event loop",
-    "metrics_path": "mount gsse.metrics.metrics_app() in your app instead",
-    "handlers": "request handlers run wherever the host runs them",
-    "host": "the host (gunicorn, pywsgi) binds the socket",
-    "port": "the host (gunicorn, pywsgi) binds the socket",
-}
+#: Options of the gsse server that a middleware cannot enforce, and why
+#: (from the declaration of every option, :data:`gsse.config.OPTIONS`).
+SERVER_ONLY_OPTIONS = server_only_options()
 
 
 class SSEMiddleware:
@@ -124,7 +117,7 @@ class SSEMiddleware:
         for name in server_only:
             why = SERVER_ONLY_OPTIONS.get(name)
             if why is None:
-                raise TypeError(f"SSEMiddleware got an unknown option {name!r}")
+                reject_unknown("SSEMiddleware", [name], _MIDDLEWARE_OPTIONS)
             raise TypeError(
                 f"{name} is an option of the gsse server, not of SSEMiddleware"
                 f" ({why}); pass it to `gsse run` or gsse.Server"
@@ -329,3 +322,9 @@ class _SigtermHook:
 
 
 _SIGTERM = _SigtermHook()
+#: The keyword options SSEMiddleware takes, for "did you mean" suggestions.
+_MIDDLEWARE_OPTIONS = [
+    name
+    for name, parameter in inspect.signature(SSEMiddleware).parameters.items()
+    if parameter.kind == parameter.KEYWORD_ONLY
+]
