@@ -61,7 +61,6 @@ DEFAULT_BACKLOG = 2048
 _BINDS = "the host (gunicorn, pywsgi) binds the socket"
 _PARSED = "headers are parsed before any app runs"
 _READ = "the server reads the request before the app runs"
-_OWN = "the middleware's own {}= applies under any host"
 
 #: Every option of ``gsse run``, :func:`gsse.run` and :class:`gsse.Server`,
 #: in ``--help`` order. The one place a name, default, flag or help is written.
@@ -91,7 +90,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("thread_queue", None, "work that may wait for a pool thread before"
            " new work gets 503 with Retry-After; 0: never wait"
            f" (default: {QUEUE_PER_THREAD} per thread)", minimum=0, nullable=True,
-           metavar="N", not_in_middleware=_OWN.format("threads")),
+           metavar="N"),
     Option("handlers", HANDLER_MODES[0], "run ordinary request handlers as"
            " greenlets (cheap; code must cooperate with gevent) or in threads of"
            " the pool (for handlers that block without yielding: C drivers, CPU"
@@ -108,8 +107,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SECONDS"),
     Option("buffer_size", None, "bytes a stream may hold unsent before its"
            " writer waits for the client (default:"
-           f" {DEFAULT_BUFFER_SIZE})", nullable=True, metavar="BYTES",
-           not_in_middleware="set it on the server that runs the streams"),
+           f" {DEFAULT_BUFFER_SIZE})", nullable=True, metavar="BYTES"),
     Option("graceful_timeout", DEFAULT_GRACEFUL_TIMEOUT, "on SIGTERM or Ctrl-C,"
            " how long open streams get to finish before they are closed"
            f" (default: {DEFAULT_GRACEFUL_TIMEOUT:g};"

@@ -90,12 +90,16 @@ class SSEMiddleware:
         ones get ``429`` with ``Retry-After``; ``None``: no limit.
     :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
     :param threads: the size of the thread pool for ``blocking=True``.
+    :param thread_queue: work that may wait for a pool thread before new
+        work gets ``503``; ``None``: 10 per thread.
+    :param buffer_size: bytes a stream may hold unsent before its writer
+        waits, for streams that set none; ``None``: the host's (64 KiB).
     :param handle_sigterm: shut streams down gracefully on SIGTERM (see the
         module docs); ``False`` leaves signals alone.
 
     Under ``gsse run`` the server's thread pool and shutdown serve these
-    streams, so ``threads`` and ``graceful_timeout`` come from the server
-    (a warning says so if they were given here).
+    streams, so ``threads``, ``thread_queue`` and ``graceful_timeout`` come
+    from the server (a warning says so if they were given here).
 
     .. versionadded:: 0.1
     """
@@ -111,6 +115,8 @@ class SSEMiddleware:
         max_streams_per_ip: int | None = None,
         retry_after: int = DEFAULT_RETRY_AFTER,
         threads: int | None = None,
+        thread_queue: int | None = None,
+        buffer_size: int | None = None,
         handle_sigterm: bool = True,
         **server_only: Any,
     ) -> None:
@@ -125,7 +131,9 @@ class SSEMiddleware:
         if not callable(app):
             raise TypeError(f"SSEMiddleware wraps a WSGI callable, got {app!r}")
         self.app = app
-        self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+        self.settings = StreamSettings(
+            ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
+        )
         self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.limits = Limits(
             max_streams_per_ip=max_streams_per_ip, retry_after=retry_after
@@ -148,7 +156,9 @@ class SSEMiddleware:
             [self.registry]
         )
         self.pool = BlockingPool(
-            DEFAULT_THREADS if threads is None else threads, retry_after=retry_after
+            DEFAULT_THREADS if threads is None else threads,
+            max_queue=thread_queue,
+            retry_after=retry_after,
         )
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
@@ -159,6 +169,7 @@ class SSEMiddleware:
             for name, value, default in (
                 ("graceful_timeout", graceful_timeout, DEFAULT_GRACEFUL_TIMEOUT),
                 ("threads", threads, None),
+                ("thread_queue", thread_queue, None),
             )
             if value != default
         ]
@@ -198,7 +209,8 @@ class SSEMiddleware:
             logger.warning(
                 "SSEMiddleware runs under the gsse server, whose thread pool and"
                 " shutdown serve the streams; %s given to the middleware do not"
-                " apply (gsse run --threads/--graceful-timeout set them)",
+                " apply (gsse run --threads/--thread-queue/--graceful-timeout"
+                " set them)",
                 ", ".join(self._unused_under_server),
             )
 

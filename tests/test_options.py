@@ -302,3 +302,14 @@ def test_new_flags_and_variables_reach_the_server(procs: Processes) -> None:
             assert second.status == 429
             assert second.headers["retry-after"] == "7"
     assert re.search(r"serving tests\.apps\.cli_app:app", proc.log)
+
+
+def test_middleware_takes_the_pool_queue_and_buffer_size() -> None:
+    """thread_queue and buffer_size, once fixed, are SSEMiddleware options too."""
+    middleware = SSEMiddleware(
+        Flask(__name__), threads=2, thread_queue=0, buffer_size=4096
+    )
+    assert (middleware.pool.size, middleware.pool.max_queue) == (2, 0)
+    assert middleware.settings.buffer_size == 4096
+    with pytest.raises(ValueError, match="thread_queue must be an int"):
+        SSEMiddleware(Flask(__name__), thread_queue=-1)
