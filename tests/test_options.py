@@ -313,3 +313,32 @@ def test_middleware_takes_the_pool_queue_and_buffer_size() -> None:
     assert middleware.settings.buffer_size == 4096
     with pytest.raises(ValueError, match="thread_queue must be an int"):
         SSEMiddleware(Flask(__name__), thread_queue=-1)
+
+
+@pytest.mark.timeout(60)
+def test_metrics_path_without_the_extra_says_what_to_install(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """--metrics-path without prometheus_client: one line naming the extra, exit 1."""
+    shadow = tmp_path / "shadow"
+    (shadow / "prometheus_client").mkdir(parents=True)
+    (shadow / "prometheus_client" / "__init__.py").write_text(
+        "raise ImportError('No module named prometheus_client',"
+        " name='prometheus_client')\n"
+    )
+    env = clean_env(PYTHONPATH=str(shadow))
+    proc = procs.gsse("run", APP, "--port", "0", "--metrics-path", "/m", env=env)
+    code, out = proc.run_to_end()
+    assert code == 1, out
+    assert "pip install 'gsse[metrics]'" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.timeout(60)
+def test_metrics_path_flag_serves_metrics(procs: Processes) -> None:
+    """``GSSE_METRICS_PATH`` mounts the Prometheus metrics before the app."""
+    env = clean_env(GSSE_METRICS_PATH="/metrics")
+    port = procs.gsse("run", APP, "--port", "0", env=env).wait_ready()
+    status, body = http_get(port, "/metrics")
+    assert status == 200
+    assert b"gsse_" in body
