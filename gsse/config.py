@@ -33,6 +33,8 @@ from .settings import DEFAULT_SEND_TIMEOUT
 #: How ``--handlers`` may run ordinary (non-stream) request handlers.
 HANDLER_MODES = ("greenlets", "threads")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DEFAULT_HANDLERS = HANDLER_MODES[0]
+DEFAULT_LOG_LEVEL = "info"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GRACEFUL_TIMEOUT = 10.0
 #: Default grace period of ``--reload``: a save should restart at once, even
@@ -76,7 +78,7 @@ OPTIONS: tuple[Option, ...] = (
            " new work gets 503 with Retry-After; 0: never wait"
            f" (default: {QUEUE_PER_THREAD} per thread)", minimum=0, nullable=True,
            metavar="N"),
-    Option("handlers", HANDLER_MODES[0], "run ordinary request handlers as"
+    Option("handlers", DEFAULT_HANDLERS, "run ordinary request handlers as"
            " greenlets (cheap; code must cooperate with gevent) or in threads of"
            " the pool (for handlers that block without yielding: C drivers, CPU"
            " work); streams stay on the event loop either way (default:"
@@ -146,7 +148,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("backlog", DEFAULT_BACKLOG, "connections the kernel queues before"
            " they are accepted, capped by net.core.somaxconn"
            f" (default: {DEFAULT_BACKLOG})", metavar="N", not_in_middleware=_BINDS),
-    Option("log_level", "info", "least severe log messages to show; info"
+    Option("log_level", DEFAULT_LOG_LEVEL, "least severe log messages to show; info"
            " includes the access log (default: info)", kind="choice",
            choices=LOG_LEVELS, scope="run", metavar="{" + ",".join(LOG_LEVELS) + "}"),
     Option("broker", None, "channel broker for gsse.Broker.from_url(), e.g."

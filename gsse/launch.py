@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from ._version import __version__
-from .config import BY_NAME
+from .config import DEFAULT_HANDLERS
 from .config import Config
 from .exceptions import AppImportError
 from .usage import error
@@ -55,7 +55,7 @@ def startup_line(config: Config, url: str) -> str:
     details = [workers, f"broker {display_url(broker)}"]
     if config.threads is not None:
         details.append(f"{config.threads} threads")
-    if config.handlers != BY_NAME["handlers"].default:
+    if config.handlers != DEFAULT_HANDLERS:
         details.append(f"handlers in {config.handlers}")
     return (
         f"gsse {__version__} serving {config.app} on {url}"

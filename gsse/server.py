@@ -34,7 +34,9 @@ from .bridge import BlockingPool
 from .config import BY_NAME
 from .config import DEFAULT_BACKLOG as DEFAULT_BACKLOG  # where it was before
 from .config import DEFAULT_GRACEFUL_TIMEOUT as DEFAULT_GRACEFUL_TIMEOUT
+from .config import DEFAULT_HANDLERS
 from .config import DEFAULT_HOST
+from .config import DEFAULT_LOG_LEVEL
 from .config import RUN_OPTIONS
 from .config import SERVER_OPTIONS
 from .fastpath import SSEHandler
@@ -142,7 +144,7 @@ class Server:
         metrics_path: str | None = None,
         threads: int | None = None,
         thread_queue: int | None = None,
-        handlers: str = BY_NAME["handlers"].default,
+        handlers: str = DEFAULT_HANDLERS,
         backlog: int = DEFAULT_BACKLOG,
         buffer_size: int | None = None,
         **unknown: NoReturn,
@@ -332,7 +334,7 @@ def run(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
-    log_level: str | int = BY_NAME["log_level"].default,
+    log_level: str | int = DEFAULT_LOG_LEVEL,
     **options: Any,
 ) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C: the script form of ``gsse run``.
