@@ -53,7 +53,7 @@ _READ = "the server reads the request before the app runs"
 #: in ``--help`` order. The one place a name, default, flag or help is written.
 OPTIONS: tuple[Option, ...] = (
     Option("host", DEFAULT_HOST, "address to listen on; 0.0.0.0 for every IPv4"
-           " interface, :: for IPv6 (default: 127.0.0.1)", kind="host",
+           f" interface, :: for IPv6 (default: {DEFAULT_HOST})", kind="host",
            not_in_middleware=_BINDS),
     Option("port", DEFAULT_PORT, "port to listen on; 0 picks a free one"
            f" (default: {DEFAULT_PORT})", kind="port", not_in_middleware=_BINDS),
@@ -81,8 +81,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("handlers", DEFAULT_HANDLERS, "run ordinary request handlers as"
            " greenlets (cheap; code must cooperate with gevent) or in threads of"
            " the pool (for handlers that block without yielding: C drivers, CPU"
-           " work); streams stay on the event loop either way (default:"
-           " greenlets)", kind="choice", choices=HANDLER_MODES,
+           " work); streams stay on the event loop either way"
+           f" (default: {DEFAULT_HANDLERS})", kind="choice", choices=HANDLER_MODES,
            metavar="{greenlets,threads}",
            not_in_middleware="request handlers run wherever the host runs them"),
     Option("ping", None, "send a keep-alive comment on a stream idle this long;"
@@ -149,7 +149,7 @@ OPTIONS: tuple[Option, ...] = (
            " they are accepted, capped by net.core.somaxconn"
            f" (default: {DEFAULT_BACKLOG})", metavar="N", not_in_middleware=_BINDS),
     Option("log_level", DEFAULT_LOG_LEVEL, "least severe log messages to show; info"
-           " includes the access log (default: info)", kind="choice",
+           f" includes the access log (default: {DEFAULT_LOG_LEVEL})", kind="choice",
            choices=LOG_LEVELS, scope="run", metavar="{" + ",".join(LOG_LEVELS) + "}"),
     Option("broker", None, "channel broker for gsse.Broker.from_url(), e.g."
            " redis://localhost:6379/0; sets GSSE_BROKER for the app and every"
