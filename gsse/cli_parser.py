@@ -1,6 +1,7 @@
-"""The ``gsse`` argument parser: every option, its type and its GSSE_* variable.
+"""The ``gsse`` argument parser, generated from :data:`gsse.config.OPTIONS`.
 
-Each option type raises ``ArgumentTypeError`` saying what to fix. A bad
+Each option's flag, type, default, ``GSSE_*`` variable and help come from
+its declaration; a bad value is an ``ArgumentTypeError`` saying what to fix. A bad
 environment variable is reported after parsing (see :func:`gsse.cli.main`),
 so that ``--help`` still works.
 """
@@ -15,19 +16,15 @@ from typing import Any
 
 from ._version import __version__
 from .binding import Address
-from .config import HANDLER_MODES
+from .config import CLI_OPTIONS
+from .config import DEFAULT_GRACEFUL_TIMEOUT
+from .config import LOG_LEVELS as LOG_LEVELS
+from .config import RELOAD_GRACEFUL_TIMEOUT as RELOAD_GRACEFUL_TIMEOUT
 from .config import Config
+from .options import ENV_PREFIX as ENV_PREFIX
+from .options import Option
 from .tail import add_parser as add_tail_parser
 from .usage import bind_type
-from .usage import host_type
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-ENV_PREFIX = "GSSE_"
-
-#: Default grace period of ``--reload``: a save should restart at once, even
-#: with a page open whose stream ignores ``writer.shutting_down``.
-RELOAD_GRACEFUL_TIMEOUT = 1.0
 
 DESCRIPTION = """\
 Serve a WSGI app (a gsse.App, a Flask app, any WSGI callable) with gevent.
@@ -60,66 +57,19 @@ examples:
 """
 
 
-# -- option types: each raises ArgumentTypeError with what to fix ----------
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
+def _type(option: Option) -> Callable[[str], Any]:
+    """``option.parse`` as an argparse type: its message becomes the error."""
+    if option.kind == "bind":
+        return bind_type
+
+    def convert(text: str) -> Any:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
+            return option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    convert.__name__ = "number"
+    convert.__name__ = option.kind
     return convert
-
-
-def _port(text: str) -> int:
-    value = _int_at_least(0)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds, got {text!r}"
-        ) from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
-    return value
-
-
-def _choice(choices: Sequence[str]) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        value = text.lower()
-        if value not in choices:
-            raise argparse.ArgumentTypeError(
-                f"choose from {', '.join(choices)}; got {text!r}"
-            )
-        return value
-
-    convert.__name__ = "choice"
-    return convert
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected 1/0, true/false, yes/no; got {text!r}")
-
-
-def _env_name(flag: str) -> str:
-    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
 class _Options:
@@ -134,42 +84,43 @@ class _Options:
         self.errors: list[str] = []
         parser.set_defaults(env_errors=self.errors)
 
-    def _from_env(self, flag: str, convert: Callable[[str], Any], default: Any) -> Any:
-        name = _env_name(flag)
+    def _from_env(self, option: Option) -> Any:
+        default = None if option.cli_unset else option.default
+        name = str(option.env)
         text = os.environ.get(name)
-        if text is None:
-            return default
+        if text is None or option.kind == "bind":
+            return default  # GSSE_BIND: see usage.binds_from_args
         try:
-            return convert(text)
-        except argparse.ArgumentTypeError as exc:
+            return option.parse(text)
+        except ValueError as exc:
             self.errors.append(f"environment variable {name}={text!r}: {exc}")
             return default
 
-    def value(
-        self,
-        flag: str,
-        convert: Callable[[str], Any],
-        default: Any,
-        help: str,
-        metavar: str | None = None,
-        short: str | None = None,
-    ) -> None:
-        self.parser.add_argument(
-            *((short,) if short else ()),
-            flag,
-            type=convert,
-            default=self._from_env(flag, convert, default),
-            metavar=metavar,
-            help=f"{help} [env: {_env_name(flag)}]",
-        )
-
-    def switch(self, flag: str, help: str) -> None:
-        self.parser.add_argument(
-            flag,
-            action="store_true",
-            default=self._from_env(flag, _flag, False),
-            help=f"{help} [env: {_env_name(flag)}]",
-        )
+    def add(self, option: Option) -> None:
+        """The flag of ``option``, with its type, default and variable."""
+        flags = (*((option.short,) if option.short else ()), str(option.flag))
+        help = f"{option.help} [env: {option.env}]"
+        if option.kind == "switch":
+            self.parser.add_argument(
+                *flags, action="store_true", default=self._from_env(option), help=help
+            )
+        elif option.kind == "bind":
+            self.parser.add_argument(
+                *flags,
+                type=bind_type,
+                action="append",
+                default=None,
+                metavar=option.metavar,
+                help=help,
+            )
+        else:
+            self.parser.add_argument(
+                *flags,
+                type=_type(option),
+                default=self._from_env(option),
+                metavar=option.metavar,
+                help=help,
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,162 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--version", action="version", version=f"gsse {__version__}")
     run.set_defaults(parser=run)
     options = _Options(run)
-    options.value(
-        "--host",
-        host_type,
-        "127.0.0.1",
-        "address to listen on; 0.0.0.0 for every IPv4 interface, :: for IPv6"
-        " (default: 127.0.0.1)",
-    )
-    options.value(
-        "--port",
-        _port,
-        8000,
-        "port to listen on; 0 picks a free one (default: 8000)",
-    )
-    run.add_argument(
-        "-b",
-        "--bind",
-        type=bind_type,
-        action="append",
-        default=None,
-        metavar="ADDRESS",
-        help="listen on HOST:PORT, [IPv6]:PORT or unix:PATH (a Unix socket)"
-        " instead of --host/--port; repeat to listen on several addresses,"
-        " which share one set of streams and limits. Several addresses, space-"
-        " or comma-separated, in the environment [env: GSSE_BIND]",
-    )
-    options.value(
-        "--workers",
-        _int_at_least(1),
-        1,
-        "number of processes serving the same port, managed by gunicorn's"
-        " arbiter (needs gsse[workers]). Each process has its own streams and"
-        " memory:// broker: workers share channels only through"
-        " --broker redis://... (default: 1, no gunicorn)",
-        metavar="N",
-        short="-w",
-    )
-    options.value(
-        "--threads",
-        _int_at_least(1),
-        None,
-        "size of each process's thread pool, which runs blocking=True stream"
-        " callbacks (and handlers, with --handlers threads); more work waits"
-        " for a free thread (default: 10)",
-        metavar="N",
-    )
-    options.value(
-        "--handlers",
-        _choice(HANDLER_MODES),
-        None,
-        "run ordinary request handlers as greenlets (cheap; code must"
-        " cooperate with gevent) or in threads of the pool (for handlers that"
-        " block without yielding: C drivers, CPU work); streams stay on the"
-        " event loop either way (default: greenlets)",
-        metavar="{greenlets,threads}",
-    )
-    options.value(
-        "--ping",
-        _seconds,
-        None,
-        "send a keep-alive comment on a stream idle this long; 0 turns it off"
-        " (default: 15)",
-        metavar="SECONDS",
-    )
-    options.value(
-        "--send-timeout",
-        _seconds,
-        None,
-        "close a stream whose client has read nothing this long; it can resume"
-        " by reconnecting (default: 30)",
-        metavar="SECONDS",
-    )
-    options.value(
-        "--graceful-timeout",
-        _seconds,
-        None,
-        "on SIGTERM or Ctrl-C, how long open streams get to finish before they"
-        f" are closed (default: 10; {RELOAD_GRACEFUL_TIMEOUT:g} with --reload, so"
-        " that a save restarts at once)",
-        metavar="SECONDS",
-    )
-    options.value(
-        "--max-connections",
-        _int_at_least(1),
-        None,
-        "open connections per process, streams included, before new requests"
-        " get 503 with Retry-After (default: no limit)",
-        metavar="N",
-    )
-    options.value(
-        "--max-streams-per-ip",
-        _int_at_least(1),
-        None,
-        "open streams per client address before new ones get 429 with"
-        " Retry-After; behind a proxy every client has the proxy's address"
-        " (default: no limit)",
-        metavar="N",
-    )
-    options.value(
-        "--max-body-size",
-        _int_at_least(0),
-        None,
-        "request body bytes before 413 Content Too Large; 0: no limit"
-        " (default: 10485760, 10 MiB)",
-        metavar="BYTES",
-    )
-    options.value(
-        "--log-level",
-        _choice(LOG_LEVELS),
-        "info",
-        "least severe log messages to show; info includes the access log"
-        " (default: info)",
-        metavar="{" + ",".join(LOG_LEVELS) + "}",
-    )
-    options.value(
-        "--broker",
-        str,
-        None,
-        "channel broker for gsse.Broker.from_url(), e.g. redis://localhost:6379/0;"
-        " sets GSSE_BROKER for the app and every worker (default: memory://,"
-        " one process only)",
-        metavar="URL",
-    )
-    options.switch(
-        "--reload",
-        "restart when a .py file under the current directory changes; for"
-        " development (needs gsse[reload])",
-    )
-    options.switch(
-        "--factory",
-        "MODULE:APP names a function that takes no arguments and returns the app",
-    )
+    for option in CLI_OPTIONS:
+        options.add(option)
     add_tail_parser(commands)
     return parser
 
 
 def config_from_args(args: argparse.Namespace, bind: Sequence[Address] = ()) -> Config:
     """The :class:`Config` for parsed ``gsse run`` arguments."""
-    graceful_timeout = args.graceful_timeout
-    if graceful_timeout is None:
-        graceful_timeout = RELOAD_GRACEFUL_TIMEOUT if args.reload else 10.0
-    return Config(
-        app=args.app,
-        host=args.host,
-        port=args.port,
-        bind=[str(address) for address in bind],
-        workers=args.workers,
-        threads=args.threads,
-        handlers=args.handlers,
-        ping=args.ping,
-        send_timeout=args.send_timeout,
-        graceful_timeout=graceful_timeout,
-        max_connections=args.max_connections,
-        max_streams_per_ip=args.max_streams_per_ip,
-        max_body_size=args.max_body_size,
-        log_level=args.log_level,
-        broker=args.broker,
-        reload=args.reload,
-        factory=args.factory,
-    )
+    values = {option.name: getattr(args, option.name) for option in CLI_OPTIONS}
+    if values["graceful_timeout"] is None:
+        values["graceful_timeout"] = (
+            RELOAD_GRACEFUL_TIMEOUT if args.reload else DEFAULT_GRACEFUL_TIMEOUT
+        )
+    values["bind"] = [str(address) for address in bind]
+    return Config(app=args.app, **values)

@@ -52,6 +52,9 @@ def serve(config: Config) -> int:
     except (TypeError, ValueError) as exc:
         error(str(exc))
         return EXIT_USAGE
+    except ImportError as exc:  # --metrics-path without gsse[metrics]
+        error(missing_for("--metrics-path", "metrics", exc))
+        return EXIT_ERROR
     except OSError as exc:
         error(listen_error(server_address(exc, addresses), exc))
         return EXIT_ERROR

@@ -19,7 +19,8 @@ from .binding import DEFAULT_PORT
 from .binding import Address
 from .binding import remove_unix_socket
 from .binding import unix_listener
-from .server import DEFAULT_BACKLOG
+from .config import BY_NAME
+from .config import DEFAULT_BACKLOG
 from .server import Server
 
 if TYPE_CHECKING:
@@ -30,12 +31,12 @@ if TYPE_CHECKING:
 ADDRESS_ATTRIBUTE = "gsse_address"
 
 
-def _listener(address: Address) -> socket.socket | None:
+def _listener(address: Address, backlog: int) -> socket.socket | None:
     """A bound socket for a Unix address; ``None`` for TCP (gevent binds it)."""
     if address.path is None:
         return None
     try:
-        return unix_listener(address.path, DEFAULT_BACKLOG)
+        return unix_listener(address.path, backlog)
     except OSError as exc:
         setattr(exc, ADDRESS_ATTRIBUTE, address)
         raise
@@ -57,8 +58,11 @@ class ListeningServer(Server):
         self.addresses = addresses
         self._extra: list[StreamServer] = []
         self._unix_paths: list[str] = []
+        #: Every address gets the server's backlog, Unix sockets included.
+        self._backlog: int = options.get("backlog", DEFAULT_BACKLOG)
+        BY_NAME["backlog"].check(self._backlog)
         first = addresses[0]
-        listener = _listener(first)
+        listener = _listener(first, self._backlog)
         if first.path is not None:
             self._unix_paths.append(first.path)
         try:
@@ -80,14 +84,12 @@ class ListeningServer(Server):
         try:
             super().start()
             for address in self.addresses[1:]:
-                listener: Any = _listener(address)
+                listener: Any = _listener(address, self._backlog)
                 if listener is None:
                     listener = (address.host, address.port)
                 else:
                     self._unix_paths.append(str(address.path))
-                backlog = (
-                    None if isinstance(listener, socket.socket) else DEFAULT_BACKLOG
-                )
+                backlog = None if isinstance(listener, socket.socket) else self._backlog
                 extra = StreamServer(listener, handle=self.wsgi.handle, backlog=backlog)
                 extra.start()
                 self._extra.append(extra)

@@ -26,6 +26,7 @@ it would have. ``handle_sigterm=False`` turns this off;
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -41,13 +42,15 @@ from werkzeug.wrappers import Response
 from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
+from .config import DEFAULT_GRACEFUL_TIMEOUT
+from .config import server_only_options
 from .hosts import host_can_stream
 from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limits
 from .limits import StreamCounts
 from .metrics import STATS
+from .options import reject_unknown
 from .registry import StreamRegistry
-from .server import DEFAULT_GRACEFUL_TIMEOUT
 from .settings import StreamSettings
 from .settings import check_seconds
 from .stream import ADMISSION_KEY
@@ -66,19 +69,9 @@ logger = logging.getLogger(__name__)
 #: counts (and limits) only its own streams in a registry it may share.
 MIDDLEWARES_KEY = "gsse.middlewares"
 
-#: Options of the gsse server that a middleware cannot enforce, and why.
-SERVER_ONLY_OPTIONS = {
-    "max_connections": "it counts connections, which only the server sees",
-    "max_header_size": "headers are parsed before any app runs",
-    "max_header_count": "headers are parsed before any app runs",
-    "max_body_size": "the server reads the body before the app runs",
-    "header_timeout": "the server reads headers before the app runs",
-    "max_blocking_time": "it watches the server's event loop",
-    "metrics_path": "mount gsse.metrics.metrics_app() in your app instead",
-    "handlers": "request handlers run wherever the host runs them",
-    "host": "the host (gunicorn, pywsgi) binds the socket",
-    "port": "the host (gunicorn, pywsgi) binds the socket",
-}
+#: Options of the gsse server that a middleware cannot enforce, and why
+#: (from the declaration of every option, :data:`gsse.config.OPTIONS`).
+SERVER_ONLY_OPTIONS = server_only_options()
 
 
 class SSEMiddleware:
@@ -97,12 +90,16 @@ class SSEMiddleware:
         ones get ``429`` with ``Retry-After``; ``None``: no limit.
     :param retry_after: the ``Retry-After`` seconds of ``503`` and ``429``.
     :param threads: the size of the thread pool for ``blocking=True``.
+    :param thread_queue: work that may wait for a pool thread before new
+        work gets ``503``; ``None``: 10 per thread.
+    :param buffer_size: bytes a stream may hold unsent before its writer
+        waits, for streams that set none; ``None``: the host's (64 KiB).
     :param handle_sigterm: shut streams down gracefully on SIGTERM (see the
         module docs); ``False`` leaves signals alone.
 
     Under ``gsse run`` the server's thread pool and shutdown serve these
-    streams, so ``threads`` and ``graceful_timeout`` come from the server
-    (a warning says so if they were given here).
+    streams, so ``threads``, ``thread_queue`` and ``graceful_timeout`` come
+    from the server (a warning says so if they were given here).
 
     .. versionadded:: 0.1
     """
@@ -118,13 +115,15 @@ class SSEMiddleware:
         max_streams_per_ip: int | None = None,
         retry_after: int = DEFAULT_RETRY_AFTER,
         threads: int | None = None,
+        thread_queue: int | None = None,
+        buffer_size: int | None = None,
         handle_sigterm: bool = True,
         **server_only: Any,
     ) -> None:
         for name in server_only:
             why = SERVER_ONLY_OPTIONS.get(name)
             if why is None:
-                raise TypeError(f"SSEMiddleware got an unknown option {name!r}")
+                reject_unknown("SSEMiddleware", [name], _MIDDLEWARE_OPTIONS)
             raise TypeError(
                 f"{name} is an option of the gsse server, not of SSEMiddleware"
                 f" ({why}); pass it to `gsse run` or gsse.Server"
@@ -132,7 +131,9 @@ class SSEMiddleware:
         if not callable(app):
             raise TypeError(f"SSEMiddleware wraps a WSGI callable, got {app!r}")
         self.app = app
-        self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+        self.settings = StreamSettings(
+            ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
+        )
         self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.limits = Limits(
             max_streams_per_ip=max_streams_per_ip, retry_after=retry_after
@@ -155,7 +156,9 @@ class SSEMiddleware:
             [self.registry]
         )
         self.pool = BlockingPool(
-            DEFAULT_THREADS if threads is None else threads, retry_after=retry_after
+            DEFAULT_THREADS if threads is None else threads,
+            max_queue=thread_queue,
+            retry_after=retry_after,
         )
         self.handle_sigterm = handle_sigterm
         self._sigterm_hooked = False
@@ -166,6 +169,7 @@ class SSEMiddleware:
             for name, value, default in (
                 ("graceful_timeout", graceful_timeout, DEFAULT_GRACEFUL_TIMEOUT),
                 ("threads", threads, None),
+                ("thread_queue", thread_queue, None),
             )
             if value != default
         ]
@@ -205,7 +209,8 @@ class SSEMiddleware:
             logger.warning(
                 "SSEMiddleware runs under the gsse server, whose thread pool and"
                 " shutdown serve the streams; %s given to the middleware do not"
-                " apply (gsse run --threads/--graceful-timeout set them)",
+                " apply (gsse run --threads/--thread-queue/--graceful-timeout"
+                " set them)",
                 ", ".join(self._unused_under_server),
             )
 
@@ -329,3 +334,9 @@ class _SigtermHook:
 
 
 _SIGTERM = _SigtermHook()
+#: The keyword options SSEMiddleware takes, for "did you mean" suggestions.
+_MIDDLEWARE_OPTIONS = [
+    name
+    for name, parameter in inspect.signature(SSEMiddleware).parameters.items()
+    if parameter.kind == parameter.KEYWORD_ONLY
+]

@@ -21,15 +21,24 @@ import socket
 import time
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NoReturn
 
 import gevent
 from gevent.event import Event as GeventEvent
 from gevent.pywsgi import WSGIServer
 
+from .binding import DEFAULT_PORT
 from .bridge import DEFAULT_THREADS
 from .bridge import THREADPOOL_KEY
 from .bridge import BlockingPool
-from .config import HANDLER_MODES
+from .config import BY_NAME
+from .config import DEFAULT_BACKLOG as DEFAULT_BACKLOG  # where it was before
+from .config import DEFAULT_GRACEFUL_TIMEOUT as DEFAULT_GRACEFUL_TIMEOUT
+from .config import DEFAULT_HANDLERS
+from .config import DEFAULT_HOST
+from .config import DEFAULT_LOG_LEVEL
+from .config import RUN_OPTIONS
+from .config import SERVER_OPTIONS
 from .fastpath import SSEHandler
 from .fastpath import access_logger
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
@@ -38,8 +47,11 @@ from .limits import DEFAULT_HEADER_TIMEOUT
 from .limits import DEFAULT_MAX_BODY_SIZE
 from .limits import DEFAULT_MAX_HEADER_COUNT
 from .limits import DEFAULT_MAX_HEADER_SIZE
+from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limiter
 from .limits import Limits
+from .options import check_all
+from .options import reject_unknown
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
@@ -53,12 +65,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_GRACEFUL_TIMEOUT = 10.0
-#: Connections the kernel queues before gsse accepts them (gunicorn's and
-#: uvicorn's default). gevent's own, 128, drops the SYNs of a reconnect
-#: storm, and each dropped client waits a second to retry.
-DEFAULT_BACKLOG = 2048
 
 
 class Server:
@@ -105,6 +111,12 @@ class Server:
         on the loop either way.
     :param backlog: connections the kernel queues before they are accepted
         (capped by ``net.core.somaxconn``); ignored with ``listener``.
+    :param buffer_size: bytes a stream may hold unsent before its writer
+        waits for the client; ``None``: 64 KiB.
+
+    Every option, its default and its ``gsse run`` flag are declared once in
+    :data:`gsse.config.OPTIONS`; values are checked against it, and an
+    unknown keyword is a ``TypeError`` that suggests the nearest name.
 
     .. versionadded:: 0.1
     """
@@ -112,8 +124,8 @@ class Server:
     def __init__(
         self,
         app: WSGIApplication,
-        host: str = "127.0.0.1",
-        port: int = 8000,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
         *,
         ping: float | None = None,
         send_timeout: float | None = None,
@@ -127,19 +139,20 @@ class Server:
         header_timeout: float | None = DEFAULT_HEADER_TIMEOUT,
         body_idle_timeout: float | None = DEFAULT_BODY_IDLE_TIMEOUT,
         body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
-        retry_after: int = 5,
+        retry_after: int = DEFAULT_RETRY_AFTER,
         max_blocking_time: float | None = None,
         metrics_path: str | None = None,
         threads: int | None = None,
         thread_queue: int | None = None,
-        handlers: str = "greenlets",
+        handlers: str = DEFAULT_HANDLERS,
         backlog: int = DEFAULT_BACKLOG,
-        **server_options: Any,
+        buffer_size: int | None = None,
+        **unknown: NoReturn,
     ) -> None:
-        if handlers not in HANDLER_MODES:
-            raise ValueError(
-                f"handlers must be one of {', '.join(HANDLER_MODES)}, got {handlers!r}"
-            )
+        # Typed keywords for IDEs and mypy; their values are checked against
+        # the declaration (tests/test_options.py keeps the two in step).
+        reject_unknown("Server", unknown, (o.name for o in SERVER_OPTIONS))
+        check_all(SERVER_OPTIONS, locals())
         self.pool = BlockingPool(
             DEFAULT_THREADS if threads is None else threads,
             max_queue=thread_queue,
@@ -169,7 +182,9 @@ class Server:
         self.registry = StreamRegistry()
         environ = {
             REGISTRY_KEY: self.registry,
-            "gsse.settings": StreamSettings(ping=ping, send_timeout=send_timeout),
+            "gsse.settings": StreamSettings(
+                ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
+            ),
             "gsse.server": self,
             THREADPOOL_KEY: self.pool,
         }
@@ -182,7 +197,6 @@ class Server:
             error_log=logging.getLogger("gsse.error"),
             # A socket that is already listening keeps its own backlog.
             backlog=backlog if listener is None else None,
-            **server_options,
         )
         self.wsgi.limiter = Limiter(self.limits, self.registry)
         self.watchdog: Watchdog | None = None
@@ -317,39 +331,32 @@ def ensure_monkey_patched() -> None:
 
 def run(
     app: WSGIApplication,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     *,
-    ping: float | None = None,
-    send_timeout: float | None = None,
-    graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
-    log_level: str | int = "info",
-    threads: int | None = None,
-    handlers: str = "greenlets",
+    log_level: str | int = DEFAULT_LOG_LEVEL,
+    **options: Any,
 ) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C: the script form of ``gsse run``.
 
-    Patches the standard library for gevent if needed and, when the program
-    has configured no logging, logs to stderr at ``log_level``.
+    Takes every keyword of :class:`Server` (``ping=``, ``threads=``,
+    ``max_body_size=``, ...); an unknown one is a ``TypeError`` that names
+    it and the nearest option. Patches the standard library for gevent if
+    needed and, when the program has configured no logging, logs to stderr
+    at ``log_level``.
 
     .. versionadded:: 0.1
     """
+    reject_unknown("run()", options, (o.name for o in RUN_OPTIONS))
+    if isinstance(log_level, str):
+        BY_NAME["log_level"].check(log_level.lower(), "run()")
     ensure_monkey_patched()
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=log_level.upper() if isinstance(log_level, str) else log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-    server = Server(
-        app,
-        host,
-        port,
-        ping=ping,
-        send_timeout=send_timeout,
-        graceful_timeout=graceful_timeout,
-        threads=threads,
-        handlers=handlers,
-    )
+    server = Server(app, host, port, **options)
     server.start()
     logger.info("gsse serving on %s (Ctrl-C to stop)", server.url)
     server.serve_forever()

@@ -17,21 +17,12 @@ import sys
 from collections.abc import Sequence
 
 from .binding import Address
-from .binding import check_host
 from .binding import parse_bind
 
 
 def error(message: str) -> None:
     """One clear line on stderr, for the user (not a log record)."""
     print(f"Error: {message}", file=sys.stderr, flush=True)
-
-
-def host_type(text: str) -> str:
-    """``--host``: an IP address or host name, never with a port."""
-    try:
-        return check_host(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def bind_type(text: str) -> Address:

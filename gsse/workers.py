@@ -189,6 +189,7 @@ class GsseApplication(BaseApplication):  # type: ignore[misc]
             "workers": config.workers,
             "worker_class": f"{__name__}.SSEWorker",
             "graceful_timeout": math.ceil(config.graceful_timeout + SHUTDOWN_MARGIN),
+            "backlog": config.backlog,
             "loglevel": config.log_level,
             "proc_name": "gsse",
             "logger_class": f"{__name__}._Logger",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -43,6 +44,10 @@ def config(event: Event) -> dict[str, Any]:
         "graceful_timeout": server.graceful_timeout,
         "max_connections": server.limits.max_connections,
         "max_streams_per_ip": server.limits.max_streams_per_ip,
+        "limits": dataclasses.asdict(server.limits),
+        "thread_queue": server.pool.max_queue,
+        "buffer_size": settings.buffer_size,
+        "watchdog": server.watchdog is not None,
         "cwd": os.getcwd(),
     }
 
