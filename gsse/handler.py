@@ -176,9 +176,12 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             self._stop_timer()
         self.content_length = framing.length
         self._chunked = framing.chunked
+        # Every Connection line counts (a list may span several lines).
         tokens = {
             token.strip(" \t").lower()
-            for token in self.headers.get("Connection", "").split(",")
+            for name, value in self._fields
+            if name.lower() == "connection"
+            for token in value.split(",")
         }
         if request.version == "HTTP/1.1":
             self.close_connection = "close" in tokens
@@ -196,6 +199,13 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         return True
 
     _chunked = False
+
+    def _connection_upgrade_requested(self) -> bool:
+        # pywsgi hands an upgrade request the raw socket file as wsgi.input
+        # (for WebSocket handlers), so the app reads past the body into the
+        # next request, and pywsgi's lax chunk parser discards it. gsse
+        # serves no protocol upgrade: every body is framed and limited.
+        return False
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()

@@ -1,0 +1,122 @@
+"""Framing holds whatever else the request says: upgrades, huge chunks, folds.
+
+Each case is one request followed by ``GET /smuggled`` on a connection the
+first request does not keep: nothing after the first request may run or
+reach the app's body, and a client error is a ``4xx`` with no traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from gsse import Server
+from tests.reliability.support import header_of
+from tests.reliability.support import read_all
+from tests.reliability.support import status_of
+from tests.reliability.test_framing import SMUGGLED
+from tests.reliability.test_framing import responses
+
+Serve = Callable[..., Server]
+
+pytestmark = pytest.mark.timeout(60)
+
+UPGRADES = [
+    b"Upgrade: websocket",
+    b"Connection: Upgrade",
+    b"Connection: upgrade\r\nUpgrade: WebSocket",
+    b"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings",
+]
+
+
+def plain_app(hits: list[str]) -> Any:
+    """/upload echoes its body's length; /smuggled records that it ran.
+
+    Plain WSGI, so no framework answers an upgrade request on its own.
+    """
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/smuggled":
+            hits.append(path)
+        body = environ["wsgi.input"].read() if path == "/upload" else b""
+        text = str(len(body)).encode()
+        start_response("200 OK", [("Content-Length", str(len(text)))])
+        return [text]
+
+    return app
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send ``data``, half-close, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        return read_all(sock, timeout=10)
+
+
+def post(path: bytes, *headers: bytes, body: bytes) -> bytes:
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
+    return head + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+
+
+@pytest.mark.parametrize("upgrade", UPGRADES, ids=lambda u: u.decode()[:30])
+@pytest.mark.parametrize("path", [b"/upload", b"/"], ids=["read", "unread"])
+def test_an_upgrade_header_does_not_unframe_the_body(
+    serve: Serve, upgrade: bytes, path: bytes
+) -> None:
+    """With Upgrade headers the app still reads exactly Content-Length bytes."""
+    hits: list[str] = []
+    server = serve(plain_app(hits))
+    data = post(
+        path, upgrade, b"Connection: close", b"Content-Length: 5", body=b"hello"
+    )
+    reply = exchange(server.port, data + SMUGGLED)
+    assert status_of(reply) == 200, reply
+    assert responses(reply) == 1, reply
+    if path == b"/upload":
+        assert reply.endswith(b"\r\n\r\n5"), reply  # 5 bytes, not the next request
+    assert hits == []
+
+
+@pytest.mark.parametrize("upgrade", UPGRADES, ids=lambda u: u.decode()[:30])
+@pytest.mark.parametrize(
+    "body",
+    [b"5;a\nb\r\nhello\r\n0\r\n\r\n", b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhel"],
+    ids=["ext-bare-lf", "not-hex", "cut-short"],
+)
+def test_an_upgrade_header_does_not_relax_chunked_bodies(
+    serve: Serve, upgrade: bytes, body: bytes
+) -> None:
+    """A malformed chunked body is a 400 with or without Upgrade headers."""
+    hits: list[str] = []
+    server = serve(plain_app(hits))
+    data = post(b"/upload", upgrade, b"Transfer-Encoding: chunked", body=body)
+    reply = exchange(server.port, data + SMUGGLED)
+    assert status_of(reply) == 400, reply
+    assert header_of(reply, "Connection") == "close"
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        b"Connection: keep-alive\r\nConnection: close",
+        b"Connection: Upgrade\r\nConnection: close",
+        b"Connection: x\r\nConnection: y, close",
+    ],
+    ids=["keep-alive-then-close", "upgrade-then-close", "list-on-two-lines"],
+)
+def test_close_on_any_connection_line_closes(serve: Serve, lines: bytes) -> None:
+    """A close token on a later Connection line ends the connection too."""
+    hits: list[str] = []
+    server = serve(plain_app(hits))
+    reply = exchange(
+        server.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n\r\n" + SMUGGLED
+    )
+    assert status_of(reply) == 200, reply
+    assert responses(reply) == 1, reply
+    assert hits == []
