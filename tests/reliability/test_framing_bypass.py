@@ -19,6 +19,7 @@ from tests.reliability.support import read_all
 from tests.reliability.support import status_of
 from tests.reliability.test_framing import SMUGGLED
 from tests.reliability.test_framing import responses
+from tests.reliability.test_framing import smuggle_app
 
 Serve = Callable[..., Server]
 
@@ -120,3 +121,85 @@ def test_close_on_any_connection_line_closes(serve: Serve, lines: bytes) -> None
     assert status_of(reply) == 200, reply
     assert responses(reply) == 1, reply
     assert hits == []
+
+
+@pytest.mark.parametrize(
+    ("size", "limit"),
+    [
+        (b"f" * 16, None),
+        (b"7" + b"f" * 15, None),
+        (b"100000000", None),
+        (b"ffffffffffffffff", 10 * 1024 * 1024),
+        (b"40000000", 10 * 1024 * 1024),
+        (b"10001", 65536),
+    ],
+    ids=["2**64-1", "2**63-1", "4GiB", "huge-limited", "1GiB-limited", "over-limit"],
+)
+def test_a_huge_chunk_size_is_a_client_error_not_a_500(
+    serve: Serve,
+    size: bytes,
+    limit: int | None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A chunk declared larger than memory or the limit: 400/413, no traceback."""
+    hits: list[str] = []
+    server = serve(smuggle_app(hits), max_body_size=limit)
+    data = post(
+        b"/upload",
+        b"Transfer-Encoding: chunked",
+        body=size + b"\r\n" + b"x" * 65537 + b"\r\n0\r\n\r\n",
+    )
+    reply = exchange(server.port, data + SMUGGLED)
+    assert status_of(reply) in ((413,) if size == b"10001" else (400, 413)), reply
+    assert header_of(reply, "Connection") == "close"
+    assert hits == []
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_content_length_beyond_memory_is_not_a_500(
+    serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no body limit, a Content-Length of 10**18 cut short is a 400, no 500."""
+    hits: list[str] = []
+    server = serve(smuggle_app(hits), max_body_size=None)
+    data = post(b"/upload", b"Content-Length: " + b"9" * 18, body=b"hello")
+    reply = exchange(server.port, data + SMUGGLED)
+    assert status_of(reply) == 400, reply
+    assert hits == []
+    assert "Traceback" not in capsys.readouterr().err
+
+
+class Recorder:
+    """A plain WSGI app that records how much of each body it read."""
+
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            body = environ["wsgi.input"].read()
+        except Exception:
+            self.lengths.append(-1)
+            raise
+        self.lengths.append(len(body))
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(
+    serve: Serve,
+) -> None:
+    """One huge chunk is cut off at max_body_size: the app never holds it whole."""
+    app = Recorder()
+    server = serve(app, max_body_size=65536)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(post(b"/", b"Transfer-Encoding: chunked", body=b"1000000\r\n"))
+        # 16 MiB declared; send 1 MiB, more than the limit, and keep the
+        # connection open: the server must answer without waiting for more.
+        try:
+            sock.sendall(b"x" * (1024 * 1024))
+        except OSError:
+            pass  # the server refused and closed already
+        reply = read_all(sock, timeout=30)
+    assert status_of(reply) == 413, reply[:200]
+    assert app.lengths == [-1]
