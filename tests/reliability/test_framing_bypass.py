@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from gsse import Server
+from gsse.framing import FramingError
+from gsse.framing import parse_field_lines
 from tests.reliability.support import header_of
 from tests.reliability.support import read_all
 from tests.reliability.support import status_of
@@ -203,3 +205,35 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(
         reply = read_all(sock, timeout=30)
     assert status_of(reply) == 413, reply[:200]
     assert app.lengths == [-1]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["Transfer-Encoding:\r\n", " chunked\r\n"],
+        ["X: a\r\n", " Transfer-Encoding: chunked\r\n"],
+        ["X: a\r\n", "\tb\r\n"],
+        ["Host: x\r\n", "  \r\n"],
+    ],
+    ids=["te-folded", "te-in-fold", "tab-fold", "blank-fold"],
+)
+def test_obsolete_line_folding_is_refused(lines: list[str]) -> None:
+    """A folded header line is a 400, as gunicorn answers by default."""
+    with pytest.raises(FramingError) as info:
+        parse_field_lines(lines)
+    assert info.value.status == 400
+
+
+def test_a_folded_transfer_encoding_smuggles_nothing(serve: Serve) -> None:
+    """A folded Transfer-Encoding gets 400 over a real socket, nothing runs after."""
+    hits: list[str] = []
+    server = serve(smuggle_app(hits))
+    data = post(
+        b"/upload",
+        b"Transfer-Encoding:\r\n chunked",
+        body=b"5\r\nhello\r\n0\r\n\r\n",
+    )
+    reply = exchange(server.port, data + SMUGGLED)
+    assert status_of(reply) == 400, reply
+    assert responses(reply) == 1
+    assert hits == []
