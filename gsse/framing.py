@@ -26,6 +26,7 @@ __all__ = [
     "FramingError",
     "RequestLine",
     "body_framing",
+    "check_host",
     "parse_chunk_line",
     "parse_field_lines",
     "parse_request_line",
@@ -50,6 +51,12 @@ _MAX_LENGTH_DIGITS = 18
 _QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
 _CHUNK_EXT = rf"[ \t]*;[ \t]*[{_TCHARS}]+(?:[ \t]*=[ \t]*(?:[{_TCHARS}]+|{_QUOTED}))?"
 _CHUNK_LINE = re.compile(rf"([0-9A-Fa-f]{{1,16}})(?:{_CHUNK_EXT})*\r\n")
+#: A Host value (RFC 9112 §3.2, RFC 3986 §3.2.2): an IP literal, or a
+#: registered name or IPv4 address, then an optional port.
+_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    r"(?::[0-9]*)?"
+)
 #: Fields that may appear once: a second one makes the request ambiguous.
 _SINGLETONS = ("host", "content-type", "content-length")
 #: Registered transfer codings: any other is ``501``, even alone.
@@ -161,6 +168,24 @@ def parse_chunk_line(line: str) -> int:
     if match is None:
         raise FramingError(400, "a chunk-size line of the request body is malformed")
     return int(match.group(1), 16)
+
+
+def check_host(fields: Sequence[tuple[str, str]], version: str) -> None:
+    """RFC 9112 §3.2: an HTTP/1.1 request has one valid ``Host``, or is ``400``.
+
+    A value with spaces, slashes, ``@`` or quotes is no host: apps build
+    links and redirects from it (the Host-header injection class), and
+    nginx refuses it too. HTTP/1.0 may leave ``Host`` out.
+    """
+    hosts = [value for name, value in fields if name.lower() == "host"]
+    if not hosts:
+        if version == "HTTP/1.1":
+            raise FramingError(400, "an HTTP/1.1 request needs a Host header")
+        return
+    if len(hosts) > 1:
+        raise FramingError(400, "the request has more than one Host header")
+    if not _HOST.fullmatch(hosts[0]):
+        raise FramingError(400, "the Host header is not a host[:port]")
 
 
 def body_framing(fields: Sequence[tuple[str, str]], version: str) -> BodyFraming:

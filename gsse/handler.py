@@ -34,6 +34,7 @@ from .body import BodyReader
 from .body import ChunkedInput
 from .framing import FramingError
 from .framing import body_framing
+from .framing import check_host
 from .framing import parse_field_lines
 from .framing import parse_request_line
 from .limits import REASONS
@@ -170,6 +171,7 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             self.request_version = request.version
             self.headers = self.MessageClass(self.rfile, 0)
             framing = _framed(body_framing, self._fields, request.version)
+            _framed(check_host, self._fields, request.version)
         except HeaderTimeout:
             raise Refused(408, "the request took too long to arrive") from None
         finally:

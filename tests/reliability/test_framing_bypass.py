@@ -237,3 +237,34 @@ def test_a_folded_transfer_encoding_smuggles_nothing(serve: Serve) -> None:
     assert status_of(reply) == 400, reply
     assert responses(reply) == 1
     assert hits == []
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET / HTTP/1.1\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: evil.example/x\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@evil.example\r\n", 400),
+        (b'GET / HTTP/1.1\r\nHost: x"><script>\r\n', 400),
+        (b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x:80x\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: example.com:8000\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: xn--caf-dma.example\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost:\r\n", 200),
+        (b"GET / HTTP/1.0\r\n", 200),
+    ],
+)
+def test_an_http11_request_needs_one_valid_host(
+    serve: Serve, head: bytes, status: int
+) -> None:
+    """RFC 9112 3.2: no Host (on 1.1) or a Host that is no host[:port] is a 400."""
+    hits: list[str] = []
+    server = serve(plain_app(hits))
+    reply = exchange(server.port, head + b"Connection: close\r\n\r\n" + SMUGGLED)
+    assert status_of(reply) == status, reply
+    assert responses(reply) == 1, reply
+    assert hits == []
