@@ -7,6 +7,7 @@ reach the app's body, and a client error is a ``4xx`` with no traceback.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from gsse import Server
 from gsse.framing import FramingError
 from gsse.framing import parse_field_lines
+from tests.helpers import wait_until
 from tests.reliability.support import header_of
 from tests.reliability.support import read_all
 from tests.reliability.support import status_of
@@ -268,3 +270,24 @@ def test_an_http11_request_needs_one_valid_host(
     assert status_of(reply) == status, reply
     assert responses(reply) == 1, reply
     assert hits == []
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b'GET /" 200 99 "x HTTP/1.1',
+        b'GET /a"b HTTP/1.1',
+        b'POST /" 200 1 0.1\\ HTTP/1.1',
+    ],
+)
+def test_quotes_cannot_forge_access_log_fields(
+    serve: Serve, caplog: pytest.LogCaptureFixture, request_line: bytes
+) -> None:
+    """A quote in a request line is escaped: the access line keeps its own 2 quotes."""
+    caplog.set_level(logging.INFO, logger="gsse.access")
+    server = serve(plain_app([]))
+    exchange(server.port, request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert wait_until(lambda: any(r.name == "gsse.access" for r in caplog.records))
+    line = next(r.getMessage() for r in caplog.records if r.name == "gsse.access")
+    assert line.count('"') == 2, line
+    assert "\\x22" in line, line
