@@ -27,6 +27,7 @@ __all__ = [
     "RequestLine",
     "body_framing",
     "check_host",
+    "origin_form",
     "parse_chunk_line",
     "parse_field_lines",
     "parse_request_line",
@@ -168,6 +169,24 @@ def parse_chunk_line(line: str) -> int:
     if match is None:
         raise FramingError(400, "a chunk-size line of the request body is malformed")
     return int(match.group(1), 16)
+
+
+def origin_form(target: str) -> tuple[str, str]:
+    """``(authority, path?query)`` of an absolute-form target (RFC 9112 §3.2.2).
+
+    A server must accept ``GET http://host/path``; left whole in
+    ``PATH_INFO`` it routes nowhere (``404``) or, worse, differently in two
+    routers. Only ``http`` and ``https`` with a valid ``host[:port]`` (no
+    userinfo) are taken; anything else is ``400``.
+    """
+    scheme, _, rest = target.partition("://")
+    if scheme.lower() not in ("http", "https"):
+        raise FramingError(400, "an absolute request target must be http or https")
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, path = rest[:cut], rest[cut:]
+    if not authority or not _HOST.fullmatch(authority):
+        raise FramingError(400, "the request target's host is not a host[:port]")
+    return authority, path if path.startswith("/") else "/" + path
 
 
 def check_host(fields: Sequence[tuple[str, str]], version: str) -> None:

@@ -35,6 +35,7 @@ from .body import ChunkedInput
 from .framing import FramingError
 from .framing import body_framing
 from .framing import check_host
+from .framing import origin_form
 from .framing import parse_field_lines
 from .framing import parse_request_line
 from .limits import REASONS
@@ -76,6 +77,8 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
     #: The client error the current request ended with (for its status).
     _client_error: BaseException | None = None
     _fields: Sequence[tuple[str, str]] = ()
+    #: The authority of an absolute-form request target (``None``: origin-form).
+    _authority: str | None = None
 
     @property
     def limits(self) -> Limits:
@@ -168,6 +171,9 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             self.requestline = raw_requestline.rstrip("\r\n")
             self.command = request.method
             self.path = request.target
+            self._authority = None
+            if "://" in request.target and request.method != "CONNECT":
+                self._authority, self.path = _framed(origin_form, request.target)
             self.request_version = request.version
             self.headers = self.MessageClass(self.rfile, 0)
             framing = _framed(body_framing, self._fields, request.version)
@@ -211,6 +217,9 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
+        if self._authority is not None:
+            # RFC 9112 3.2.2: the target's authority, not the Host field.
+            environ["HTTP_HOST"] = self._authority
         inner: Any = self.wsgi_input  # type: ignore[has-type]
         if (self._chunked or self.content_length) and environ["wsgi.input"] is inner:
             limits = self.limits

@@ -291,3 +291,68 @@ def test_quotes_cannot_forge_access_log_fields(
     line = next(r.getMessage() for r in caplog.records if r.name == "gsse.access")
     assert line.count('"') == 2, line
     assert "\\x22" in line, line
+
+
+def host_app(seen: list[tuple[str, str, str]]) -> Any:
+    """Records PATH_INFO, QUERY_STRING and HTTP_HOST of each request."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(
+            (
+                environ["PATH_INFO"],
+                environ["QUERY_STRING"],
+                environ.get("HTTP_HOST", ""),
+            )
+        )
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (b"http://example.com/a/b?q=1", ("/a/b", "q=1", "example.com")),
+        (b"HTTPS://example.com:8443/x", ("/x", "", "example.com:8443")),
+        (b"http://[::1]:8000/events", ("/events", "", "[::1]:8000")),
+        (b"http://example.com", ("/", "", "example.com")),
+        (b"http://example.com?q=1", ("/", "q=1", "example.com")),
+        (b"http://h//events", ("//events", "", "h")),
+    ],
+)
+def test_an_absolute_form_target_is_routed_by_its_path(
+    serve: Serve, target: bytes, expected: tuple[str, str, str]
+) -> None:
+    """RFC 9112 3.2.2: absolute-form gives PATH_INFO its path, Host its authority."""
+    seen: list[tuple[str, str, str]] = []
+    server = serve(host_app(seen))
+    request = (
+        b"GET " + target + b" HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n"
+    )
+    reply = exchange(server.port, request)
+    assert status_of(reply) == 200, reply
+    assert seen == [expected]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"ftp://example.com/x",
+        b"javascript://x/y",
+        b"http:///events",
+        b"http://user@example.com/x",
+        b"http://exa%mple/x",
+        b"http://a:b:c/x",
+        b"://x/y",
+    ],
+)
+def test_a_bad_absolute_form_target_is_refused(serve: Serve, target: bytes) -> None:
+    """A scheme other than http(s), or no valid host[:port], is a 400."""
+    seen: list[tuple[str, str, str]] = []
+    server = serve(host_app(seen))
+    request = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = exchange(server.port, request + SMUGGLED)
+    assert status_of(reply) == 400, reply
+    assert responses(reply) == 1
+    assert seen == []
