@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Port of a ``-b HOST`` that names none (gunicorn's default too).
@@ -72,7 +73,8 @@ def check_host(text: str) -> str:
 
 
 def _check_port(text: str, bind: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    # isascii: str.isdigit() is true of "²" and "٣" too, which int() refuses.
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise ValueError(f"invalid port in {bind!r}: a port is a number 0-65535")
     return int(text)
 
@@ -113,6 +115,47 @@ def parse_bind(text: str) -> Address:
     except ValueError as exc:
         raise ValueError(f"invalid address {text!r}: {forms} ({exc})") from None
     return Address(host, _check_port(port_text, text) if colon else DEFAULT_PORT)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None  # a host name: where it resolves is not known here
+
+
+def check_distinct(addresses: Sequence[Address]) -> None:
+    """Each address once: a second listener on the same one can only fail.
+
+    Port 0 (any free port) may repeat. A wildcard (``0.0.0.0``, ``::``)
+    already covers every address of its family on its port.
+
+    :raises ValueError: names the address given twice, or the two that overlap.
+    """
+    seen: list[Address] = []
+    for address in addresses:
+        for other in seen:
+            if address.is_unix or other.is_unix:
+                if address.path == other.path:
+                    raise ValueError(
+                        f"{address} is given twice: give each address once"
+                    )
+                continue
+            if address.port != other.port or address.port == 0:
+                continue
+            if address.host == other.host:
+                raise ValueError(f"{address} is given twice: give each address once")
+            mine, theirs = _ip(address.host), _ip(other.host)
+            if mine is None or theirs is None or mine.version != theirs.version:
+                continue
+            wild = mine if mine.is_unspecified else theirs
+            if wild.is_unspecified:
+                raise ValueError(
+                    f"{other} and {address} overlap: {wild} already listens on"
+                    f" every IPv{wild.version} address of this machine; give"
+                    " one of them"
+                )
+        seen.append(address)
 
 
 def _in_use(path: str) -> bool:

@@ -37,6 +37,11 @@ __all__ = ["BadBody", "BodyReader", "BodyTimeout", "BodyTooLarge", "ChunkedInput
 #: Longest chunk-size line (extensions included) and trailer section.
 MAX_CHUNK_LINE = 4096
 MAX_TRAILERS = 16 * 1024
+#: Most bytes asked of the socket at once. A client declares a chunk (or a
+#: Content-Length) of any size; asking for it whole would allocate it up
+#: front (OverflowError or MemoryError: a 500) and check the size limit only
+#: once it had all arrived.
+PIECE = 64 * 1024
 
 
 class BadBody(BadRequest, _InvalidClientInput):  # type: ignore[misc]
@@ -169,12 +174,30 @@ class BodyReader:
         return error
 
     def read(self, size: int | None = -1) -> bytes:
-        data: bytes = self._read(self._inner.read, size)
-        return data
+        return self._pieces(self._inner.read, size, line=False)
 
     def readline(self, size: int | None = -1) -> bytes:
-        data: bytes = self._read(self._inner.readline, size)
-        return data
+        return self._pieces(self._inner.readline, size, line=True)
+
+    def _pieces(
+        self, method: Callable[..., Any], size: int | None, line: bool
+    ) -> bytes:
+        """``method(size)`` asked :data:`PIECE` bytes at a time, limits checked."""
+        left = -1 if size is None or size < 0 else size
+        if 0 <= left <= PIECE:
+            data: bytes = self._read(method, left)
+            return data
+        parts: list[bytes] = []
+        while left:
+            piece: bytes = self._read(method, PIECE if left < 0 else min(left, PIECE))
+            if not piece:
+                break
+            parts.append(piece)
+            if left > 0:
+                left -= len(piece)
+            if line and piece.endswith(b"\n"):
+                break
+        return b"".join(parts)
 
     def readlines(self, hint: int | None = None) -> list[bytes]:
         return list(self)

@@ -14,6 +14,7 @@ from typing import Any
 
 from .binding import DEFAULT_PORT
 from .binding import Address
+from .binding import check_distinct
 from .binding import check_host
 from .binding import parse_bind
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
@@ -224,7 +225,9 @@ class Config:
         :raises ValueError: an address or host that cannot be used.
         """
         if self.bind:
-            return [parse_bind(text) for text in self.bind]
+            addresses = [parse_bind(text) for text in self.bind]
+            check_distinct(addresses)
+            return addresses
         return [Address(check_host(self.host), self.port)]
 
     def server_options(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import gevent
 
 from .handler import RequestHandler
 from .headers import check_header
+from .metrics import STATS
 from .stream import SSEBody
 from .stream import sse_body_of
 from .threaded import CONNECTION_KEY
@@ -27,6 +28,8 @@ from .transport import Transport
 __all__ = ["SSEHandler", "access_logger", "log_stream_end"]
 
 access_logger = logging.getLogger("gsse.access")
+#: Where refusals are logged (the connection handler's logger).
+logger = logging.getLogger("gsse.handler")
 
 #: First body writes up to this size go out with the response head in one send.
 SMALL_FIRST_WRITE = 16 * 1024
@@ -118,6 +121,34 @@ class SSEHandler(RequestHandler):
             self._stream(body)
         else:
             super().process_result()
+
+    def refuse_stream(self) -> bool:
+        """Answer ``429`` instead of a stream when its address has too many.
+
+        Called just before a stream's headers are sent; ``True`` when it
+        answered (the stream must not start).
+        """
+        limiter = self._limiter
+        if limiter is None:
+            return False
+        ip = str(self.environ.get("REMOTE_ADDR", ""))
+        if limiter.admit_stream(ip):
+            return False
+        STATS.reject(429)
+        logger.info("refused a stream to %s with 429: too many open streams", ip)
+        body = b"too many open streams from this address\n"
+        self.start_response(
+            "429 Too Many Requests",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", str(limiter.limits.retry_after)),
+                ("Connection", "close"),
+            ],
+        )
+        self.write(body)
+        self.close_connection = True
+        return True
 
     def _stream(self, body: SSEBody) -> None:
         if body.environ is None:

@@ -26,6 +26,8 @@ __all__ = [
     "FramingError",
     "RequestLine",
     "body_framing",
+    "check_host",
+    "origin_form",
     "parse_chunk_line",
     "parse_field_lines",
     "parse_request_line",
@@ -39,7 +41,6 @@ _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Z]+")
 _TARGET = re.compile(r"[\x21-\x7e]+")
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 #: Never in a field value: controls other than HTAB, and DEL.
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 #: A whole ``name: value CRLF`` line: the value without its surrounding
 #: whitespace, free of controls (HTAB aside) and DEL.
@@ -51,6 +52,12 @@ _MAX_LENGTH_DIGITS = 18
 _QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
 _CHUNK_EXT = rf"[ \t]*;[ \t]*[{_TCHARS}]+(?:[ \t]*=[ \t]*(?:[{_TCHARS}]+|{_QUOTED}))?"
 _CHUNK_LINE = re.compile(rf"([0-9A-Fa-f]{{1,16}})(?:{_CHUNK_EXT})*\r\n")
+#: A Host value (RFC 9112 §3.2, RFC 3986 §3.2.2): an IP literal, or a
+#: registered name or IPv4 address, then an optional port.
+_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    r"(?::[0-9]*)?"
+)
 #: Fields that may appear once: a second one makes the request ambiguous
 #: (two ``Last-Event-ID`` would be joined with a comma into another position).
 _SINGLETONS = ("host", "content-type", "content-length", "last-event-id")
@@ -130,8 +137,10 @@ def parse_field_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
     The list ends at the first empty line (or the end of ``lines``). A line
     with no colon, whitespace before the colon, a name that is not a token,
     a control character in the value or no CRLF is refused with ``400``
-    (never quietly taken as the end of the headers); an obsolete folded
-    line is joined to the one before with a space (RFC 9112 §5.2).
+    (never quietly taken as the end of the headers). So is an obsolete
+    folded line (one starting with a space or tab): RFC 9112 §5.2 allows
+    joining it, but a proxy that does not may read ``X: a`` + `` Transfer-
+    Encoding: chunked`` as two fields, and gunicorn refuses it by default.
     """
     fields: list[tuple[str, str]] = []
     match_line = _FIELD_LINE.fullmatch
@@ -144,14 +153,9 @@ def parse_field_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
             break
         if not raw.endswith("\r\n"):
             raise FramingError(400, "a request header line does not end in CRLF")
-        line = raw[:-2]
-        if line[:1] not in (" ", "\t") or _BAD_VALUE.search(line):
-            raise FramingError(400, "a request header line is malformed")
-        if not fields:
-            raise FramingError(400, "the request headers start with a folded line")
-        name, value = fields[-1]
-        joined = value + " " + line.strip(" \t")
-        fields[-1] = (name, joined.strip(" \t"))
+        if raw[:1] in (" ", "\t"):
+            raise FramingError(400, "a request header line is folded (obs-fold)")
+        raise FramingError(400, "a request header line is malformed")
     return fields
 
 
@@ -166,6 +170,42 @@ def parse_chunk_line(line: str) -> int:
     if match is None:
         raise FramingError(400, "a chunk-size line of the request body is malformed")
     return int(match.group(1), 16)
+
+
+def origin_form(target: str) -> tuple[str, str]:
+    """``(authority, path?query)`` of an absolute-form target (RFC 9112 §3.2.2).
+
+    A server must accept ``GET http://host/path``; left whole in
+    ``PATH_INFO`` it routes nowhere (``404``) or, worse, differently in two
+    routers. Only ``http`` and ``https`` with a valid ``host[:port]`` (no
+    userinfo) are taken; anything else is ``400``.
+    """
+    scheme, _, rest = target.partition("://")
+    if scheme.lower() not in ("http", "https"):
+        raise FramingError(400, "an absolute request target must be http or https")
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, path = rest[:cut], rest[cut:]
+    if not authority or not _HOST.fullmatch(authority):
+        raise FramingError(400, "the request target's host is not a host[:port]")
+    return authority, path if path.startswith("/") else "/" + path
+
+
+def check_host(fields: Sequence[tuple[str, str]], version: str) -> None:
+    """RFC 9112 §3.2: an HTTP/1.1 request has one valid ``Host``, or is ``400``.
+
+    A value with spaces, slashes, ``@`` or quotes is no host: apps build
+    links and redirects from it (the Host-header injection class), and
+    nginx refuses it too. HTTP/1.0 may leave ``Host`` out.
+    """
+    hosts = [value for name, value in fields if name.lower() == "host"]
+    if not hosts:
+        if version == "HTTP/1.1":
+            raise FramingError(400, "an HTTP/1.1 request needs a Host header")
+        return
+    if len(hosts) > 1:
+        raise FramingError(400, "the request has more than one Host header")
+    if not _HOST.fullmatch(hosts[0]):
+        raise FramingError(400, "the Host header is not a host[:port]")
 
 
 def body_framing(fields: Sequence[tuple[str, str]], version: str) -> BodyFraming:

@@ -13,8 +13,10 @@ import re
 __all__ = ["escape"]
 
 #: C0 controls, DEL, C1 controls, the backslash (so an escape cannot be
-#: forged either) and Unicode's own line and paragraph separators.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\u2028\u2029]")
+#: forged either), the double quote (the access log quotes the request
+#: line; ``/" 200 1 "x`` would forge its fields, so nginx escapes it too)
+#: and Unicode's own line and paragraph separators.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\"\u2028\u2029]")
 #: Longest client text a log line carries, after escaping.
 MAX_LOGGED = 512
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from .binding import Address
+from .binding import check_distinct
 from .binding import parse_bind
 
 
@@ -71,14 +72,20 @@ def binds_from_args(
     if args.bind:
         if _on_command_line(argv, "--host", "--port"):
             return "give the addresses with -b/--bind or --host/--port, not both"
+        try:
+            check_distinct(args.bind)
+        except ValueError as exc:
+            return f"-b/--bind: {exc}"
         return list(args.bind)
     text = os.environ.get("GSSE_BIND", "").strip()
     if not text or _on_command_line(argv, "--host", "--port"):
         return []
     try:
-        return binds_type(text)
-    except argparse.ArgumentTypeError as exc:
+        addresses = binds_type(text)
+        check_distinct(addresses)
+    except (argparse.ArgumentTypeError, ValueError) as exc:
         return f"environment variable GSSE_BIND={text!r}: {exc}"
+    return addresses
 
 
 def server_address(exc: OSError, addresses: list[Address]) -> Address:

@@ -273,7 +273,8 @@ def test_decoded_paths_are_escaped_in_log_lines(
     server = serve(app)
     forged = b"/boom/x%0d127.0.0.1%20forged%1b[2J"
     reply = raw_request(
-        server.port, b"GET " + forged + b" HTTP/1.1\r\nConnection: close\r\n\r\n"
+        server.port,
+        b"GET " + forged + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     assert status_of(reply) == 500
     with RawStream(server.port, "/s/x%0dforged%1b[2J") as events:

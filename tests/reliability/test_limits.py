@@ -123,7 +123,7 @@ def echo_headers_app() -> App:
     @app.route("/")
     def echo(event: Event) -> dict[str, str | None]:
         environ = event.request.environ
-        names = ("HTTP_X_FOLDED", "HTTP_X_SPACED", "HTTP_COOKIE", "HTTP_X_TWICE")
+        names = ("HTTP_X_SPACED", "HTTP_COOKIE", "HTTP_X_TWICE")
         return {name: environ.get(name) for name in names}
 
     return app
@@ -151,11 +151,10 @@ def test_malformed_header_lines_get_400(serve: Serve, line: bytes) -> None:
 
 
 def test_header_values_reach_the_app_trimmed_and_joined(serve: Serve) -> None:
-    """Folded lines join with a space; repeats join as pywsgi always did."""
+    """Values lose outer whitespace; repeats join as pywsgi always did."""
     server = serve(echo_headers_app())
     request = (
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        b"X-Folded: one\r\n   two\r\n"
         b"X-Spaced: \t padded \t\r\n"
         b"Cookie: a=1\r\nCookie: b=2\r\n"
         b"X-Twice: 1\r\nX-Twice: 2\r\n\r\n"
@@ -164,7 +163,6 @@ def test_header_values_reach_the_app_trimmed_and_joined(serve: Serve) -> None:
     assert status_of(reply) == 200
     body = reply.split(b"\r\n\r\n", 1)[1]
     assert json.loads(body) == {
-        "HTTP_X_FOLDED": "one two",
         "HTTP_X_SPACED": "padded",
         "HTTP_COOKIE": "a=1; b=2",
         "HTTP_X_TWICE": "1,2",
