@@ -21,6 +21,7 @@ from gevent.event import Event as GeventEvent
 
 from .logsafe import escape
 from .transport import Transport
+from .transport.cork import Corks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -55,6 +56,8 @@ class StreamRegistry:
         self.add_hooks: list[AddHook] = []
         #: Streams with nothing to finish, ended at once by a shutdown.
         self._idle: weakref.WeakSet[Transport] = weakref.WeakSet()
+        #: This host's write batching, one per event loop (see ``cork``).
+        self.corks = Corks()
 
     def __len__(self) -> int:
         return len(self._streams)
