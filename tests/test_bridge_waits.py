@@ -119,7 +119,7 @@ def read_ids(sock: socket.socket) -> list[int]:
 def test_a_thread_ahead_of_its_client_blocks_until_the_loop_wakes_it(
     serve: Serve,
 ) -> None:
-    """A pool thread ahead of a slow client blocks on its waiter, not in a sleep loop, and resumes when the client reads."""
+    """A thread ahead of its client blocks on its waiter (no polling) till it reads."""
     flood = Flood()
     server = serve(blocking_app(flood), send_timeout=60)
     sock = slow_reader(server.port)
@@ -144,7 +144,7 @@ def test_a_thread_ahead_of_its_client_blocks_until_the_loop_wakes_it(
 def test_a_blocked_thread_is_woken_by_the_end_of_its_stream(
     serve: Serve, end: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A thread blocked on a full stream gets ClientDisconnected when the client leaves or the server stops, with no send timeout due."""
+    """A thread blocked on a full stream is woken with ClientDisconnected by its end."""
     flood = Flood()
     server = serve(blocking_app(flood), send_timeout=600)
     sock = slow_reader(server.port)
@@ -224,7 +224,7 @@ SWITCH_SCRIPT = textwrap.dedent(
 def test_the_switch_interval_is_put_back_when_the_last_server_stops(
     before: float, expected: list[float]
 ) -> None:
-    """Pools lower Python's GIL switch interval while they run; stopping the last server restores it, and stopping one of two does not."""
+    """Pools lower the switch interval; the last server's stop puts it back."""
     done = subprocess.run(
         [sys.executable, "-c", SWITCH_SCRIPT, str(before)],
         capture_output=True,
@@ -236,7 +236,7 @@ def test_the_switch_interval_is_put_back_when_the_last_server_stops(
 
 
 def test_two_servers_in_one_process_share_no_corks(serve: Serve) -> None:
-    """Each server batches its streams' writes in its own cork, not a process-wide one."""
+    """Each server batches its streams' writes in its own cork, not a shared one."""
 
     def hello(writer: SSEWriter) -> None:
         with writer:
@@ -260,7 +260,7 @@ def test_two_servers_in_one_process_share_no_corks(serve: Serve) -> None:
 
 
 def test_a_cork_goes_with_its_loop() -> None:
-    """The cork of an event loop in another thread is dropped once that loop's hub is destroyed."""
+    """A loop's cork in another thread is dropped when its hub is destroyed."""
     corks = Corks()
     seen: list[int] = []
     done = _allocate_lock()
