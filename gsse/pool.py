@@ -29,6 +29,7 @@ from typing import Any
 from typing import TypeVar
 
 import gevent
+from gevent.event import Event as GeventEvent
 from gevent.lock import Semaphore
 from gevent.monkey import get_original
 from gevent.threadpool import ThreadPool
@@ -168,6 +169,9 @@ class BlockingPool:
         self._slots = Semaphore(size)
         #: Tasks handed to a thread or waiting for one.
         self.pending = 0
+        #: Set while :attr:`pending` is 0 (what :meth:`join` waits for).
+        self._idle = GeventEvent()
+        self._idle.set()
         #: Tasks skipped because their client left while they waited.
         self.skipped = 0
         #: Tasks refused because the queue was full.
@@ -224,6 +228,7 @@ class BlockingPool:
             self.refuse()
             raise PoolFull(f"{self.waiting} tasks already wait for a thread")
         self.pending += 1
+        self._idle.clear()
         if self.pending > self.size and not self._warned:
             self._warned = True
             logger.warning(
@@ -236,6 +241,8 @@ class BlockingPool:
 
     def _done(self, *_: Any) -> None:
         self.pending -= 1
+        if not self.pending:
+            self._idle.set()
         if self._warned and self.pending <= self.size:
             self._warned = False
             logger.info("thread pool has free threads again")
@@ -344,9 +351,7 @@ class BlockingPool:
         finish on its own (pool threads never keep the process alive). Work
         submitted later starts threads again and lowers the interval again.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        while self.pending and time.monotonic() < deadline:
-            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        self._idle.wait(max(0.0, timeout))
         if self._interval_held:
             self._interval_held = False
             _switch_interval.give_back()
