@@ -56,7 +56,7 @@ class StreamRegistry:
         self.add_hooks: list[AddHook] = []
         #: Streams with nothing to finish, ended at once by a shutdown.
         self._idle: weakref.WeakSet[Transport] = weakref.WeakSet()
-        #: This host's write batching, one per event loop (see ``cork``).
+        #: This host's write batching, one cork per event loop it serves on.
         self.corks = Corks()
 
     def __len__(self) -> int:
