@@ -29,7 +29,9 @@ from typing import Any
 from typing import TypeVar
 
 import gevent
+from gevent.event import Event as GeventEvent
 from gevent.lock import Semaphore
+from gevent.monkey import get_original
 from gevent.threadpool import ThreadPool
 
 from .metrics import STATS
@@ -63,6 +65,43 @@ DEFAULT_THREADS = 10
 #: (bench/RESULTS.md, thread-pool bridge).
 SWITCH_INTERVAL = 0.001
 _PYTHON_SWITCH_INTERVAL = 0.005
+_allocate_lock = get_original("_thread", "allocate_lock")
+
+
+class _SwitchInterval:
+    """The process-wide GIL switch interval, lent to the pools that run.
+
+    The first pool to start threads lowers it to :data:`SWITCH_INTERVAL`
+    (unless the program set its own); the last one to be joined puts back
+    what it was (unless the program changed it meanwhile). Pools of several
+    servers in one process share the setting without undoing each other's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self.holders = 0
+        #: What to put back, or ``None`` when nothing was changed.
+        self.previous: float | None = None
+
+    def take(self) -> None:
+        with self._lock:
+            self.holders += 1
+            if self.holders == 1:
+                current = sys.getswitchinterval()
+                if current == _PYTHON_SWITCH_INTERVAL:
+                    self.previous = current
+                    sys.setswitchinterval(SWITCH_INTERVAL)
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.holders -= 1
+            if self.holders == 0 and self.previous is not None:
+                if sys.getswitchinterval() == SWITCH_INTERVAL:
+                    sys.setswitchinterval(self.previous)
+                self.previous = None
+
+
+_switch_interval = _SwitchInterval()
 
 
 #: Tasks that may wait for a thread, per thread, when nobody says
@@ -130,20 +169,26 @@ class BlockingPool:
         self._slots = Semaphore(size)
         #: Tasks handed to a thread or waiting for one.
         self.pending = 0
+        #: Set while :attr:`pending` is 0 (what :meth:`join` waits for).
+        self._idle = GeventEvent()
+        self._idle.set()
         #: Tasks skipped because their client left while they waited.
         self.skipped = 0
         #: Tasks refused because the queue was full.
         self.refused = 0
         self._warned = False
         self._last_log = -LOG_EVERY
+        #: This pool holds the lowered switch interval (see :meth:`join`).
+        self._interval_held = False
 
     @property
     def pool(self) -> ThreadPool:
         # Created on first use, in the loop's thread, so the pool belongs to
         # the hub that serves (gevent requires it) and idle servers hold none.
+        if not self._interval_held:
+            self._interval_held = True
+            _switch_interval.take()
         if self._pool is None:
-            if sys.getswitchinterval() == _PYTHON_SWITCH_INTERVAL:
-                sys.setswitchinterval(SWITCH_INTERVAL)
             self._pool = ThreadPool(self.size)
         return self._pool
 
@@ -183,6 +228,7 @@ class BlockingPool:
             self.refuse()
             raise PoolFull(f"{self.waiting} tasks already wait for a thread")
         self.pending += 1
+        self._idle.clear()
         if self.pending > self.size and not self._warned:
             self._warned = True
             logger.warning(
@@ -195,6 +241,8 @@ class BlockingPool:
 
     def _done(self, *_: Any) -> None:
         self.pending -= 1
+        if not self.pending:
+            self._idle.set()
         if self._warned and self.pending <= self.size:
             self._warned = False
             logger.info("thread pool has free threads again")
@@ -297,12 +345,16 @@ class BlockingPool:
     def join(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for every task; return how many still run.
 
-        A thread cannot be stopped from outside: one still running is left
-        to finish on its own (pool threads never keep the process alive).
+        The end of the pool's service (its host's shutdown): the GIL switch
+        interval its threads lowered is put back as the program had it. A
+        thread cannot be stopped from outside: one still running is left to
+        finish on its own (pool threads never keep the process alive). Work
+        submitted later starts threads again and lowers the interval again.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        while self.pending and time.monotonic() < deadline:
-            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        self._idle.wait(max(0.0, timeout))
+        if self._interval_held:
+            self._interval_held = False
+            _switch_interval.give_back()
         return self.pending
 
 

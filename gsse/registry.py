@@ -22,6 +22,7 @@ from gevent.event import Event as GeventEvent
 from .exceptions import CloseReason
 from .logsafe import escape
 from .transport import Transport
+from .transport.cork import Corks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -56,6 +57,8 @@ class StreamRegistry:
         self.add_hooks: list[AddHook] = []
         #: Streams with nothing to finish, ended at once by a shutdown.
         self._idle: weakref.WeakSet[Transport] = weakref.WeakSet()
+        #: This host's write batching, one cork per event loop it serves on.
+        self.corks = Corks()
 
     def __len__(self) -> int:
         return len(self._streams)

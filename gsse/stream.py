@@ -222,7 +222,7 @@ class SSEBody:
         Returns the stream's transport (the access log waits for its end).
         """
         registry, settings, last_event_id = self._context()
-        transport = SocketTransport(sock, chunked, settings)
+        transport = SocketTransport(sock, chunked, settings, registry.corks)
         registry.add(transport, self.environ)
         writer = SSEWriter(transport, registry, last_event_id)
         if self.blocking:

@@ -41,6 +41,7 @@ from .base import OVERFLOW_FACTOR as OVERFLOW_FACTOR
 from .base import CloseHook as CloseHook
 from .base import Transport as Transport
 from .cork import CORK_BYTES as CORK_BYTES
+from .cork import Corks as Corks
 from .queue_transport import QueueTransport as QueueTransport
 from .socket_transport import PROBE_DELAY as PROBE_DELAY
 from .socket_transport import PROBE_INTERVAL as PROBE_INTERVAL
@@ -52,6 +53,7 @@ __all__ = [
     "PROBE_DELAY",
     "PROBE_INTERVAL",
     "CloseHook",
+    "Corks",
     "QueueTransport",
     "SocketTransport",
     "Transport",

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from gevent.event import Event as GeventEvent
+from gevent.monkey import get_original
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
@@ -29,8 +30,41 @@ OVERFLOW_FACTOR = 16
 
 _monotonic = time.monotonic
 _stream_ids = itertools.count(1)
+_allocate_lock = get_original("_thread", "allocate_lock")
 
 CloseHook = Callable[["Transport"], None]
+
+
+class ThreadWaiter:
+    """A pool thread's wait for the loop's word that a stream moved on.
+
+    A real, unpatched lock used as a one-token signal: the thread blocks in
+    :meth:`wait` (no polling); the loop calls :meth:`set` when the stream
+    drains or ends, which never blocks it. A :meth:`set` before the wait is
+    kept, so a word between the thread's check and its wait is not lost.
+    """
+
+    __slots__ = ("_lock", "waits")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._lock.acquire()
+        #: How many times a thread blocked here (wake-ups, or bounds run out).
+        self.waits = 0
+
+    def set(self) -> None:
+        """Wake the waiting thread, or the next one to wait (never blocks)."""
+        lock = self._lock
+        if lock.locked():
+            try:
+                lock.release()
+            except RuntimeError:  # released by another waker meanwhile
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Block this thread until :meth:`set` or ``timeout`` s; ``True`` if set."""
+        self.waits += 1
+        return bool(self._lock.acquire(True, max(0.0, timeout)))
 
 
 class Transport:
@@ -55,6 +89,7 @@ class Transport:
         "applied",
         "dropped",
         "written",
+        "thread_waiter",
         "__weakref__",
     )
 
@@ -89,6 +124,9 @@ class Transport:
         self.dropped = False
         #: Bytes this stream wrote to its connection (framing included).
         self.written = 0
+        #: Set by a pool thread that writes here (see :mod:`gsse.bridge`);
+        #: the loop wakes it when the stream drains or ends.
+        self.thread_waiter: ThreadWaiter | None = None
         STATS.streams_opened += 1
 
     @property
@@ -240,6 +278,8 @@ class Transport:
         if self.pending > self.buffer_size:
             return
         self.largest = 0
+        if self.thread_waiter is not None:
+            self.thread_waiter.set()
         if self.full_since:
             self.full_since = 0.0
             if self._drained is not None:
@@ -252,6 +292,8 @@ class Transport:
         STATS.stream_closed(reason)
         if self._drained is not None:
             self._drained.set()
+        if self.thread_waiter is not None:
+            self.thread_waiter.set()
         hooks, self._hooks = self._hooks, []
         for hook in hooks:
             try:

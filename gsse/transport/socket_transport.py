@@ -32,7 +32,7 @@ from ..settings import ResolvedSettings
 from ..wire import PING
 from .base import Transport
 from .cork import CORK_BYTES
-from .cork import cork_of
+from .cork import Corks
 
 #: The name docs/operations.md gives for stream ends, whichever module logs.
 logger = logging.getLogger("gsse.transport")
@@ -42,6 +42,8 @@ logger = logging.getLogger("gsse.transport")
 PROBE_DELAY = 0.25
 PROBE_INTERVAL = 1.0
 _monotonic = time.monotonic
+#: The corks of transports made without a host's (see :class:`Corks`).
+_unowned_corks = Corks()
 
 
 class SocketTransport(Transport):
@@ -51,6 +53,7 @@ class SocketTransport(Transport):
         the transport owns it from now on and closes it.
     :param chunked: frame every write as an HTTP/1.1 chunk (``False`` for
         HTTP/1.0, whose body ends when the connection closes).
+    :param corks: the corks of the host that serves the stream.
     """
 
     __slots__ = (
@@ -67,7 +70,13 @@ class SocketTransport(Transport):
         "_probe",
     )
 
-    def __init__(self, sock: Any, chunked: bool, settings: ResolvedSettings) -> None:
+    def __init__(
+        self,
+        sock: Any,
+        chunked: bool,
+        settings: ResolvedSettings,
+        corks: Corks | None = None,
+    ) -> None:
         super().__init__(settings)
         # The stdlib socket under gevent's wrapper is already non-blocking;
         # using it directly saves the wrapper's per-call overhead.
@@ -76,11 +85,12 @@ class SocketTransport(Transport):
         self._send = raw.send
         self.chunked = chunked
         self._buffer = bytearray()
-        loop = gevent.get_hub().loop
+        hub = gevent.get_hub()
+        loop = hub.loop
         self._reader = loop.io(raw.fileno(), 1)
         self._writer = loop.io(raw.fileno(), 2)
         self._timer: Any = None
-        self._cork = cork_of(loop)
+        self._cork = (corks if corks is not None else _unowned_corks).of(hub)
         #: Waiting for the cork's flush (the buffer then holds unsent writes).
         self._corked = False
         #: Bytes in the kernel's send queue when last asked (-1: unknown).
