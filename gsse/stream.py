@@ -226,13 +226,7 @@ class SSEBody:
         registry.add(transport, self.environ)
         writer = SSEWriter(transport, registry, last_event_id)
         if self.blocking:
-            run_blocking(
-                self.environ,
-                run_callback,
-                self.callback,
-                writer,
-                alive=lambda: not writer.closed,
-            )
+            self._start(writer)  # hands it to the pool: returns at once
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
         return transport
