@@ -353,3 +353,33 @@ def post_event(port: int, data: str) -> str:
     assert reply.status_code == 200, reply.text
     new_id: str = reply.json()["id"]
     return new_id
+
+
+def test_a_burst_longer_than_history_gets_a_reset_not_a_silent_gap(
+    serve: Serve,
+    redis_server: RedisServer,  # noqa: F811
+    brokers: list[RedisBroker],  # noqa: F811
+) -> None:
+    """Events trimmed before the reader read them: a reset, then what is left."""
+    broker = make_broker(brokers, redis_server.url, history=5)
+    other = make_broker(brokers, redis_server.url, history=5)
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("burst"), timeout=30) as stream:
+        assert wait_until(lambda: live(broker, "burst") == 1, timeout=60)
+        other.publish("burst", "before")
+        assert [m.data for m in stream.events(1, timeout=60)] == ["before"]
+        # Twenty events in one transaction: the reader cannot read between
+        # them, and MAXLEN keeps only the last five.
+        pipe = other._client.pipeline(transaction=True)
+        for i in range(20):
+            token = f"gsse:published:burst-{i}".encode()
+            keys = [other._stream_key("burst"), token]
+            args = [other.history, f"data: n{i}\n\n".encode(), 10]
+            other._publish(
+                keys=keys, args=[*args, other._notify, b"burst"], client=pipe
+            )
+        pipe.execute()
+        got = stream.events(6, timeout=60)
+    assert got[0].event == "reset"
+    assert json.loads(got[0].data)["channel"] == "burst"
+    assert [m.data for m in got[1:]] == [f"n{i}" for i in range(15, 20)]

@@ -78,6 +78,12 @@ def entry_frame(channel: str, entry_id: bytes, fields: Any) -> Frame:
     return Frame(channel, entry_key(entry_id), fields[b"r"])
 
 
+def previous_key(fields: Any) -> Key | None:
+    """The id of the entry before this one, as gsse's publish recorded it."""
+    raw = fields.get(b"p") if isinstance(fields, dict) else None
+    return parse_id(raw.decode(errors="replace")) if raw is not None else None
+
+
 class ChannelReader:
     """Follows, for one broker in one process, the channels subscribed here."""
 
@@ -296,6 +302,17 @@ class ChannelReader:
         for key, channel, entry_id, fields in batch:
             if channel not in self.positions:
                 continue  # its last subscriber left meanwhile
+            previous = previous_key(fields)
+            if previous is not None and previous > self.positions[channel]:
+                # MAXLEN trimmed events before this reader got to them (a
+                # burst longer than ``history``): never lose them silently.
+                logger.warning(
+                    "channel %r: Redis trimmed events before they were read (a"
+                    " burst longer than the broker's history); its streams get"
+                    " a 'reset' event",
+                    channel,
+                )
+                self._reset_subscribers(channel, previous)
             self.positions[channel] = key  # past it, even if it is bad
             try:
                 frame = entry_frame(channel, entry_id, fields)
@@ -337,13 +354,17 @@ class ChannelReader:
                 continue
             lost += 1
             self.positions[channel] = state.last
-            for subscription in tuple(self.subscribers.get(channel, ())):
-                if subscription.pending is not None:
-                    continue  # it reads its own state when Redis answers
-                i = subscription.index[channel]
-                before = format_id(subscription.positions[i])
-                try:
-                    subscription.reset(channel, before, last=state.last)
-                except ConnectionError:
-                    continue
+            self._reset_subscribers(channel, state.last)
         return lost
+
+    def _reset_subscribers(self, channel: str, last: Key) -> None:
+        """Tell this process's streams of ``channel`` that events were lost."""
+        for subscription in tuple(self.subscribers.get(channel, ())):
+            if subscription.pending is not None:
+                continue  # it reads its own state when Redis answers
+            i = subscription.index[channel]
+            before = format_id(subscription.positions[i])
+            try:
+                subscription.reset(channel, before, last=last)
+            except ConnectionError:
+                continue
