@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import gevent
-from gevent.pywsgi import MAX_REQUEST_LINE
 
 from .body import BodyReader
 from .body import ChunkedInput
@@ -43,6 +42,7 @@ from .limits import Limits
 from .limits import error_response
 from .logsafe import escape
 from .metrics import STATS
+from .pywsgi_glue import MAX_REQUEST_LINE
 from .pywsgi_glue import PywsgiHandler
 from .pywsgi_glue import chunked_like
 from .pywsgi_glue import header_message

@@ -46,9 +46,11 @@ Private names used, and why:
 Undocumented attributes replaced here: ``WSGIHandler.wsgi_input``
 (:attr:`PywsgiHandler.request_input`), ``WSGIHandler.response_use_chunked``
 and ``WSGIHandler.socket`` (:meth:`PywsgiHandler.take_socket`), ``Input.rfile``
-and ``Input.socket`` (:func:`chunked_like`). The handler subclasses also
-read the request and response state pywsgi keeps in the undocumented
-attributes of :data:`HANDLER_ATTRIBUTES`; the pin test checks they exist.
+and ``Input.socket`` (:func:`chunked_like`), and the constant
+``MAX_REQUEST_LINE`` (the request-line size pywsgi answers ``414``). The
+handler subclasses also read the request and response state pywsgi keeps
+in the undocumented attributes of :data:`HANDLER_ATTRIBUTES`; the pin test
+checks they exist on a handler that served a request.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from collections.abc import Sequence
 from typing import Any
 from typing import TypeVar
 
+from gevent.pywsgi import MAX_REQUEST_LINE
 from gevent.pywsgi import Input
 from gevent.pywsgi import OldMessage
 from gevent.pywsgi import WSGIHandler
@@ -71,6 +74,7 @@ __all__ = [
     "HANDLER_ATTRIBUTES",
     "PRIVATE_NAMES",
     "ClientInputError",
+    "MAX_REQUEST_LINE",
     "InputDiscard",
     "PywsgiHandler",
     "StrictChunkedInput",
