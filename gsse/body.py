@@ -22,8 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent.pywsgi import Input
-from gevent.pywsgi import _InvalidClientInput
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import RequestTimeout
@@ -31,6 +29,9 @@ from werkzeug.exceptions import RequestTimeout
 from .framing import FramingError
 from .framing import parse_chunk_line
 from .framing import parse_field_lines
+from .pywsgi_glue import ClientInputError
+from .pywsgi_glue import InputDiscard
+from .pywsgi_glue import StrictChunkedInput
 
 __all__ = ["BadBody", "BodyReader", "BodyTimeout", "BodyTooLarge", "ChunkedInput"]
 
@@ -44,25 +45,25 @@ MAX_TRAILERS = 16 * 1024
 PIECE = 64 * 1024
 
 
-class BadBody(BadRequest, _InvalidClientInput):  # type: ignore[misc]
+class BadBody(BadRequest, ClientInputError):  # type: ignore[misc]
     """The body is malformed (a bad chunk) or the connection ended inside it."""
 
     #: What exactly went wrong (logged, escaped; not sent to the client).
     detail = ""
 
 
-class BodyTimeout(RequestTimeout, _InvalidClientInput):  # type: ignore[misc]
+class BodyTimeout(RequestTimeout, ClientInputError):  # type: ignore[misc]
     """The client sent its body too slowly."""
 
 
-class BodyTooLarge(RequestEntityTooLarge, _InvalidClientInput):  # type: ignore[misc]
+class BodyTooLarge(RequestEntityTooLarge, ClientInputError):  # type: ignore[misc]
     """The body is larger than ``max_body_size``."""
 
 
 BodyError = BadBody | BodyTimeout | BodyTooLarge
 
 
-class ChunkedInput(Input):  # type: ignore[misc]
+class ChunkedInput(StrictChunkedInput):
     """pywsgi's chunked ``Input``, with gsse's strict chunk-size lines.
 
     pywsgi reads a chunk extension up to the next CR, whatever it holds (a
@@ -72,23 +73,18 @@ class ChunkedInput(Input):  # type: ignore[misc]
 
     __slots__ = ()
 
-    # pywsgi calls its private ``self.__read_chunk_length``; this is it.
-    def _Input__read_chunk_length(self, rfile: Any) -> int:  # noqa: N802
-        try:
-            size = parse_chunk_line(_line(rfile, MAX_CHUNK_LINE))
-            if size == 0:
-                trailers: list[str] = []
-                total = 0
-                while not trailers or trailers[-1] != "\r\n":
-                    line = _line(rfile, MAX_CHUNK_LINE)
-                    total += len(line)
-                    if total > MAX_TRAILERS or not line.endswith("\r\n"):
-                        raise FramingError(400, "the trailers are malformed")
-                    trailers.append(line)
-                parse_field_lines(trailers)
-        except FramingError as exc:
-            self._chunked_input_error = True  # type: ignore[misc]
-            raise _InvalidClientInput(str(exc)) from None
+    def read_chunk_length(self, rfile: Any) -> int:
+        size = parse_chunk_line(_line(rfile, MAX_CHUNK_LINE))
+        if size == 0:
+            trailers: list[str] = []
+            total = 0
+            while not trailers or trailers[-1] != "\r\n":
+                line = _line(rfile, MAX_CHUNK_LINE)
+                total += len(line)
+                if total > MAX_TRAILERS or not line.endswith("\r\n"):
+                    raise FramingError(400, "the trailers are malformed")
+                trailers.append(line)
+            parse_field_lines(trailers)
         return size
 
 
@@ -100,7 +96,7 @@ class _TotalTimeout(Exception):
     """Raised by a gevent timer in a read that ran past the total budget."""
 
 
-class BodyReader:
+class BodyReader(InputDiscard):
     """``wsgi.input`` over pywsgi's ``Input``, with limits and clean errors.
 
     :param inner: pywsgi's ``Input`` for this request.
@@ -147,7 +143,7 @@ class BodyReader:
             error = BodyTimeout("the request body arrived too slowly")
             raise self._fail(error) from None
         except (OSError, ValueError) as exc:
-            # pywsgi's chunk errors (_InvalidClientInput, ValueError for an
+            # pywsgi's chunk errors (ClientInputError, ValueError for an
             # empty size line), an early EOF or a reset: the client's fault.
             error = BadBody("the request body is malformed or cut short")
             error.detail = str(exc)  # for the log only, never the response
@@ -211,8 +207,8 @@ class BodyReader:
             raise StopIteration
         return line
 
-    def _discard(self) -> None:
-        """Read what the app left unread (pywsgi calls this after the app)."""
+    def discard_rest(self) -> None:
+        """Read what the app left unread (pywsgi asks after the app)."""
         if self.error is not None:
             return
         if getattr(self._inner, "socket", None) is not None:

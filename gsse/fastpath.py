@@ -9,7 +9,6 @@ WSGI, read by :class:`~gsse.handler.RequestHandler`.
 
 from __future__ import annotations
 
-import _socket
 import logging
 import socket
 import time
@@ -80,21 +79,15 @@ class SSEHandler(RequestHandler):
         self._requests += 1
         return super().handle_one_request()
 
-    def _write_with_headers(self, data: bytes) -> None:
+    def write_head(self, data: bytes) -> None:
         # pywsgi sends the head and the first body bytes in two system
         # calls; gather both and send once when the body is small (every
         # SSE preamble, most pages): a send is most of a small response's
         # cost on loopback.
         if len(data) > SMALL_FIRST_WRITE:
-            super()._write_with_headers(data)
-            return
-        parts: list[bytes] = []
-        self._sendall = parts.append
-        try:
-            super()._write_with_headers(data)
-        finally:
-            del self._sendall
-        self._sendall(b"".join(parts))
+            super().write_head(data)
+        else:
+            self.write_head_in_one_send(data)
 
     _streamed: Transport | None = None
 
@@ -162,17 +155,8 @@ class SSEHandler(RequestHandler):
             check_header(name.decode("latin-1"), value.decode("latin-1"))
         # pywsgi writes status, headers and this first chunk in one go.
         self.write(body.preamble())
-        chunked: bool = self.response_use_chunked  # type: ignore[has-type]
-        # From here the stream owns the socket and ends the chunked body
-        # itself; pywsgi must neither frame, close nor reuse the connection.
-        # The stream takes the bare file descriptor: gevent closes the
-        # connection's socket object once the request's file objects are
-        # garbage-collected, which may be long before the stream ends (and
-        # would pull the fd from under the stream's watchers).
-        sock = _socket.socket(fileno=self.socket.detach())  # type: ignore[has-type]
-        sock.setblocking(False)
-        self.response_use_chunked = False
-        self.close_connection = True
-        self.socket = None
+        # From here the stream owns the socket (its bare file descriptor,
+        # not gevent's socket object) and ends the chunked body itself.
+        sock, chunked = self.take_socket()
         self.release_connection()  # the registry counts it from now on
         self._streamed = body.serve_socket(sock, chunked)

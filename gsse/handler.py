@@ -27,9 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import gevent
-from gevent.pywsgi import MAX_REQUEST_LINE
-from gevent.pywsgi import OldMessage
-from gevent.pywsgi import WSGIHandler
 
 from .body import BodyReader
 from .body import ChunkedInput
@@ -45,6 +42,10 @@ from .limits import Limits
 from .limits import error_response
 from .logsafe import escape
 from .metrics import STATS
+from .pywsgi_glue import MAX_REQUEST_LINE
+from .pywsgi_glue import PywsgiHandler
+from .pywsgi_glue import chunked_like
+from .pywsgi_glue import header_message
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class HeaderTimeout(socket.timeout):
     """The client took too long to send a request (an ``OSError``)."""
 
 
-class RequestHandler(WSGIHandler):  # type: ignore[misc]
+class RequestHandler(PywsgiHandler):
     """Reads requests strictly and within :class:`~gsse.limits.Limits`."""
 
     _limiter: Limiter | None = None
@@ -160,9 +161,8 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
                 break
             if len(lines) > limits.max_header_count:
                 raise Refused(431, "the request has too many header lines")
-        message = OldMessage()
-        self._fields = message._headers = _framed(parse_field_lines, lines)
-        return message
+        self._fields = _framed(parse_field_lines, lines)
+        return header_message(self._fields)
 
     def read_request(self, raw_requestline: str) -> bool:
         try:
@@ -209,7 +209,7 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
 
     _chunked = False
 
-    def _connection_upgrade_requested(self) -> bool:
+    def upgrade_requested(self) -> bool:
         # pywsgi hands an upgrade request the raw socket file as wsgi.input
         # (for WebSocket handlers), so the app reads past the body into the
         # next request, and pywsgi's lax chunk parser discards it. gsse
@@ -221,14 +221,12 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         if self._authority is not None:
             # RFC 9112 3.2.2: the target's authority, not the Host field.
             environ["HTTP_HOST"] = self._authority
-        inner: Any = self.wsgi_input  # type: ignore[has-type]
+        inner: Any = self.request_input
         if (self._chunked or self.content_length) and environ["wsgi.input"] is inner:
             limits = self.limits
             if self._chunked:
-                inner = ChunkedInput(
-                    inner.rfile, None, socket=inner.socket, chunked_input=True
-                )
-            self.wsgi_input = environ["wsgi.input"] = BodyReader(
+                inner = chunked_like(ChunkedInput, inner)
+            self.request_input = environ["wsgi.input"] = BodyReader(
                 inner,
                 self.socket,
                 self._body_failed,
@@ -263,7 +261,7 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             escape(getattr(error, "detail", "")),
         )
 
-    def _handle_client_error(self, ex: BaseException) -> Any:
+    def client_error_response(self, ex: BaseException) -> Any:
         self.close_connection = True
         if isinstance(ex, Refused):
             STATS.reject(ex.status)
@@ -292,10 +290,10 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         )
         return ("500", error_response(500, "the server failed to read the request"))
 
-    def _send_error_response_if_possible(self, error_code: int) -> None:
+    def send_error_if_possible(self, error_code: int) -> None:
         error = self._client_error
         if error_code != 400 or error is None:
-            super()._send_error_response_if_possible(error_code)
+            super().send_error_if_possible(error_code)
             return
         self.close_connection = True
         if self.response_length or self.headers_sent:
@@ -315,7 +313,7 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
         except OSError:
             pass
 
-    def _headers(self) -> Iterator[tuple[str, str]]:
+    def environ_headers(self) -> Iterator[tuple[str, str]]:
         # pywsgi re-reads the header lines and strips values with
         # str.strip(), which on latin-1 text also eats \x85 and \xa0, the
         # last byte of many UTF-8 characters ("voilà" arrived as "voilÃ").
@@ -327,12 +325,12 @@ class RequestHandler(WSGIHandler):  # type: ignore[misc]
             if "_" not in name and key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 yield "HTTP_" + key, value
 
-    def _write(self, data: bytes) -> None:
+    def write_body(self, data: bytes) -> None:
         # A response to HEAD has no body (RFC 9110 §9.3.2): pywsgi would send
         # what the app returns and a chunked terminator, which a keep-alive
         # client then reads as the start of the next response.
         if self.command != "HEAD":
-            super()._write(data)
+            super().write_body(data)
 
     def process_result(self) -> None:
         if self.command != "HEAD":
