@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from gevent import monkey
+from gevent.pywsgi import WSGIServer
 
 from gsse import Server
 
@@ -36,3 +37,19 @@ def serve() -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop(graceful_timeout=0)
+
+
+@pytest.fixture
+def pywsgi() -> Iterator[Callable[..., int]]:
+    """Serve a WSGI app with a plain gevent WSGIServer; returns its port."""
+    servers: list[WSGIServer] = []
+
+    def start(app: object) -> int:
+        server = WSGIServer(("127.0.0.1", 0), app, log=None)
+        server.start()
+        servers.append(server)
+        return int(server.server_port)
+
+    yield start
+    for server in servers:
+        server.stop(timeout=1)

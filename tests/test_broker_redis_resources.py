@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
@@ -42,6 +43,18 @@ def keys_in(server: RedisServer) -> dict[bytes, int]:
         return {key: client.ttl(key) for key in client.scan_iter(count=1000)}
     finally:
         client.close()
+
+
+def queue_publishes(
+    broker: RedisBroker, pipe: Any, channel: str, datas: list[str]
+) -> None:
+    """Queue gsse publishes on a Redis transaction, so no reader runs between."""
+    for i, data in enumerate(datas):
+        keys = [broker._stream_key(channel), f"gsse:published:{channel}-{i}".encode()]
+        args = [broker.history, f"data: {data}\n\n".encode(), 10]
+        broker._publish(
+            keys=keys, args=[*args, broker._notify, channel.encode()], client=pipe
+        )
 
 
 def other_clients(server: RedisServer) -> int:
@@ -216,11 +229,7 @@ def test_events_announced_while_the_listener_was_cut_off_still_arrive(
         # so the notices of these events reach no one.
         pipe = other._client.pipeline(transaction=True)
         pipe.client_kill_filter(_type="pubsub")
-        for i in range(3):
-            token = f"gsse:published:cut-{i}".encode()
-            keys = [other._stream_key("cut"), token]
-            args = [other.history, f"data: lost {i}\n\n".encode(), 10]
-            other._publish(keys=keys, args=[*args, other._notify, b"cut"], client=pipe)
+        queue_publishes(other, pipe, "cut", [f"lost {i}" for i in range(3)])
         replies = pipe.execute()
         got = stream.events(3, timeout=20)
         assert [m.data for m in got] == ["lost 0", "lost 1", "lost 2"]
@@ -371,13 +380,7 @@ def test_a_burst_longer_than_history_gets_a_reset_not_a_silent_gap(
         # Twenty events in one transaction: the reader cannot read between
         # them, and MAXLEN keeps only the last five.
         pipe = other._client.pipeline(transaction=True)
-        for i in range(20):
-            token = f"gsse:published:burst-{i}".encode()
-            keys = [other._stream_key("burst"), token]
-            args = [other.history, f"data: n{i}\n\n".encode(), 10]
-            other._publish(
-                keys=keys, args=[*args, other._notify, b"burst"], client=pipe
-            )
+        queue_publishes(other, pipe, "burst", [f"n{i}" for i in range(20)])
         pipe.execute()
         got = stream.events(6, timeout=60)
     assert got[0].event == "reset"

@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ pytest.importorskip("django")
 import django  # noqa: E402
 import gevent  # noqa: E402
 import requests  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.apps.django_site")
 django.setup()
@@ -54,22 +52,6 @@ def database() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-@pytest.fixture
-def pywsgi() -> Iterator[Callable[..., int]]:
-    """Serve a WSGI app with a plain gevent WSGIServer; returns its port."""
-    servers: list[WSGIServer] = []
-
-    def start(app: object) -> int:
-        server = WSGIServer(("127.0.0.1", 0), app, log=None)
-        server.start()
-        servers.append(server)
-        return int(server.server_port)
-
-    yield start
-    for server in servers:
-        server.stop(timeout=1)
 
 
 @pytest.fixture(params=["gsse server", "pywsgi"])

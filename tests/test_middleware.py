@@ -21,7 +21,6 @@ from pathlib import Path
 import gevent
 import pytest
 from flask import Flask
-from gevent.pywsgi import WSGIServer
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import gsse
@@ -38,22 +37,6 @@ from tests.procs import processes
 pytestmark = pytest.mark.timeout(90)
 
 HOSTS_APP = "tests.apps.flask_hosts:app"
-
-
-@pytest.fixture
-def pywsgi() -> Iterator[Callable[..., int]]:
-    """Serve a WSGI app with a plain gevent WSGIServer; returns its port."""
-    servers: list[WSGIServer] = []
-
-    def start(app: object) -> int:
-        server = WSGIServer(("127.0.0.1", 0), app, log=None)
-        server.start()
-        servers.append(server)
-        return int(server.server_port)
-
-    yield start
-    for server in servers:
-        server.stop(timeout=1)
 
 
 def flask_stream(callback: Callable[[SSEWriter], object], **options: object) -> Flask:
