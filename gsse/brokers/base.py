@@ -162,7 +162,9 @@ class Broker(ChannelPresence):
             (default 100); a stream asking for more gets ``400``.
         :param options: ``memory://`` only: ``max_history_events``,
             ``max_history_bytes`` and ``history_idle_ttl`` (see
-            :class:`~gsse.brokers.memory.MemoryBroker`).
+            :class:`~gsse.brokers.memory.MemoryBroker`); for both:
+            ``presence_ttl``, seconds before the presence entries of a
+            process that died without a goodbye expire on Redis (default 30).
         :raises ValueError: an unknown URL scheme or a bad option.
         :raises TypeError: an unknown option.
         :raises ImportError: ``redis://`` without the ``redis`` package
