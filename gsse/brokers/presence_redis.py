@@ -105,8 +105,8 @@ class RedisPresence(PresenceStore):
     def _alive_prefix(self) -> str:
         return f"{self._prefix}:alive:"
 
-    def _presence_key(self, channel: str) -> str:
-        return f"{self._prefix}:presence:{channel}"
+    def _presence_prefix(self, channel: str) -> str:
+        return f"{self._prefix}:presence:{channel}:"
 
     def count_key(self, channel: str) -> str:
         return f"{self._prefix}:count:{channel}"
@@ -225,14 +225,15 @@ class RedisPresence(PresenceStore):
         for name, member in members:
             local = self._local.get(name)
             info = local.named.get(member) if local is not None else None
-            key = self._presence_key(name)
+            key = self._presence_prefix(name) + proc
+            field = member.partition(":")[2]
             if info is not None:
-                pipe.hset(key, member, info)
+                pipe.hset(key, field, info)
                 if (name, member) not in written:
                     pipe.publish(events, json.dumps(["join", name, member, info]))
                 written[(name, member)] = info
             elif (name, member) in written:
-                pipe.hdel(key, member)
+                pipe.hdel(key, field)
                 message = ["leave", name, member, written.pop((name, member))]
                 pipe.publish(events, json.dumps(message))
         replies = pipe.execute()
@@ -242,17 +243,21 @@ class RedisPresence(PresenceStore):
     # -- reading (any greenlet, thread or plain script) ------------------------
     def _read_members(self, channel: str) -> dict[str, str]:
         reply = self._members_script(
-            keys=[self._presence_key(channel), self.count_key(channel)],
-            args=[self._alive_prefix()],
+            keys=[self.count_key(channel)],
+            args=[self._alive_prefix(), self._presence_prefix(channel)],
         )
-        return {
-            _text(k): _text(v) for k, v in zip(reply[::2], reply[1::2], strict=True)
-        }
+        members = {}
+        for proc, entries in zip(reply[::2], reply[1::2], strict=True):
+            proc = _text(proc)
+            for stream, info in zip(entries[::2], entries[1::2], strict=True):
+                members[f"{proc}:{_text(stream)}"] = _text(info)
+        return members
 
     def counts(self, channel: str) -> dict[str, int]:
         """Live processes with streams on ``channel``, and how many each has."""
         reply = self._counts_script(
-            keys=[self.count_key(channel)], args=[self._alive_prefix()]
+            keys=[self.count_key(channel)],
+            args=[self._alive_prefix(), self._presence_prefix(channel)],
         )
         return {_text(k): int(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
 
@@ -293,10 +298,9 @@ class RedisPresence(PresenceStore):
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.delete(self._alive_prefix() + proc)
-            for name in self._local:
+            for name in {name for name, _ in self._written} | set(self._local):
                 pipe.hdel(self.count_key(name), proc)
-            for name, member in self._written:
-                pipe.hdel(self._presence_key(name), member)
+                pipe.delete(self._presence_prefix(name) + proc)
             pipe.execute()
         except Exception as exc:  # Redis away: the entries expire instead
             logger.debug("presence goodbye to Redis failed: %s", exc)
