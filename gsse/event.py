@@ -30,7 +30,12 @@ from .wire import encode_retry
 class SupportsSubscribe(Protocol):
     """Anything that streams channels to a writer, such as :class:`gsse.Broker`."""
 
-    def subscriber(self, *channels: str, **options: Any) -> StreamCallback: ...
+    def subscriber(
+        self,
+        *channels: str,
+        presence: dict[str, Any] | None = ...,
+        presence_events: bool = ...,
+    ) -> StreamCallback: ...
 
 
 class Event:

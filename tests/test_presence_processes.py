@@ -4,21 +4,55 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import textwrap
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
+import gsse
+from gsse import Server
+from tests.apps.broker_app import make_app
 from tests.helpers import RawStream
 from tests.helpers import wait_until
+from tests.procs import REPO
 from tests.procs import Processes
+from tests.procs import clean_env
 from tests.procs import free_port
 from tests.procs import processes
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_server  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+#: A publisher with no gevent and no server: a cron job counting its reach.
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import gsse
+    broker = gsse.Broker.from_url(sys.argv[1])
+    print(json.dumps(broker.publish("room", "from a script", return_delivery=True)))
+    """
+)
+
+
+def publish_from_script(url: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, url],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    new_id, handed = json.loads(done.stdout)
+    return new_id, handed
 
 
 def start_server(procs: Processes, url: str) -> int:
@@ -44,6 +78,14 @@ def who(port: int) -> tuple[list[str], int]:
     assert reply.status_code == 200, reply.text
     body = reply.json()
     return sorted(entry["user"] for entry in body["presence"]), body["subscribers"]
+
+
+def who_answers(port: int) -> tuple[list[str], int] | None:
+    """``who(port)``, or ``None`` while the server cannot reach Redis."""
+    try:
+        return who(port)
+    except AssertionError:
+        return None
 
 
 def publish_counted(port: int, data: str) -> tuple[str, int]:
@@ -88,6 +130,10 @@ def test_presence_spans_processes_and_a_killed_process_expires(
             new_id, handed = publish_counted(port_a, "hello")
             assert handed == 4
             assert watcher.events(1, timeout=30)[0].id == new_id
+            # ... and so does a plain script that is no server at all.
+            new_id, handed = publish_from_script(url)
+            assert handed == 4
+            assert watcher.events(1, timeout=30)[0].id == new_id
             # 5. A dies without a goodbye: within presence_ttl it is gone,
             #    and B's watcher hears that ann left.
             process_a.send(signal.SIGKILL)
@@ -100,3 +146,20 @@ def test_presence_spans_processes_and_a_killed_process_expires(
         finally:
             for stream in streams:
                 stream.close()
+
+
+def test_presence_comes_back_after_redis_loses_everything(
+    redis_server: RedisServer,  # noqa: F811
+    serve: Callable[..., Server],
+) -> None:
+    """A Redis restart without data: the heartbeat writes the members again."""
+    broker = gsse.Broker.from_url(redis_server.url, presence_ttl=3)
+    try:
+        port = serve(make_app(broker)).port
+        with member(port, "ann"), member(port, None):
+            assert wait_until(lambda: who(port) == (["ann"], 2), 60)
+            redis_server.kill()
+            redis_server.start()  # empty: no persistence
+            assert wait_until(lambda: who_answers(port) == (["ann"], 2), 60)
+    finally:
+        broker.close()
