@@ -241,11 +241,15 @@ class RedisPresence(PresenceStore):
         return not replies[0]
 
     # -- reading (any greenlet, thread or plain script) ------------------------
-    def _read_members(self, channel: str) -> dict[str, str]:
-        reply = self._members_script(
+    def _members_reply(self, channel: str) -> Any:
+        """{process, {stream, json, ...}, ...}: the MEMBERS script's reply."""
+        return self._members_script(
             keys=[self.count_key(channel)],
             args=[self._alive_prefix(), self._presence_prefix(channel)],
         )
+
+    def _read_members(self, channel: str) -> dict[str, str]:
+        reply = self._members_reply(channel)
         members = {}
         for proc, entries in zip(reply[::2], reply[1::2], strict=True):
             proc = _text(proc)
@@ -270,10 +274,11 @@ class RedisPresence(PresenceStore):
 
     def presence(self, channel: str) -> list[dict[str, Any]]:
         try:
-            members = self._read_members(channel)
+            reply = self._members_reply(channel)
         except UNAVAILABLE as exc:
             raise BrokerUnavailable(f"reading presence from Redis: {exc}") from None
-        return [json.loads(info) for info in members.values()]
+        loads = json.loads
+        return [loads(info) for entries in reply[1::2] for info in entries[1::2]]
 
     def subscribers(self, channel: str) -> int:
         try:
