@@ -10,6 +10,9 @@ writing side, one :class:`RedisPresence` per broker and process:
   Redis outage only delays the next write). Each write starts with the
   heartbeat, ``SET <p>:alive:<process> EX presence_ttl``; with nothing to
   write it runs every ``presence_ttl / 3`` seconds on its own.
+- Every key expires: the count and member hashes of a channel live
+  ``max(300, 10 * presence_ttl)`` seconds after they were last written, and
+  a process writes all of its entries again every third of that.
 - When the heartbeat finds its key gone (Redis restarted, or this process
   stalled past ``presence_ttl`` and a reader swept it), every entry of the
   process is written again.
@@ -25,6 +28,7 @@ import atexit
 import json
 import logging
 import os
+import time
 import weakref
 from typing import Any
 
@@ -49,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a process's entries outlive it by default (``presence_ttl``).
 PRESENCE_TTL = 30.0
+#: The least lifetime of a channel's count and member hashes (seconds).
+KEY_TTL = 300
 
 
 def _text(value: Any) -> str:
@@ -85,6 +91,10 @@ class RedisPresence(PresenceStore):
         self._dirty_members: dict[tuple[str, str], None] = {}
         #: Entries this process wrote to Redis, with their JSON.
         self._written: dict[tuple[str, str], str] = {}
+        #: Seconds the count and member hashes live unless written again
+        #: (every ``key_ttl / 3`` s while this process has streams there).
+        self.key_ttl = max(KEY_TTL, round(10 * ttl))
+        self._refreshed = time.monotonic()
         self._wake = GeventEvent()
         self._writer: gevent.Greenlet | None = None
         self._closed = False
@@ -189,6 +199,11 @@ class RedisPresence(PresenceStore):
 
     def flush(self) -> None:
         """One round trip: the heartbeat, then every marked change."""
+        now = time.monotonic()
+        if now - self._refreshed > self.key_ttl / 3:
+            # Shared keys expire unless refreshed: write everything again.
+            self._refreshed = now
+            self._mark_all()
         counts, self._dirty_counts = self._dirty_counts, {}
         members, self._dirty_members = self._dirty_members, {}
         try:
@@ -200,12 +215,13 @@ class RedisPresence(PresenceStore):
         if lost and (self._local or self._written):
             # Redis forgot this process: write everything it has again.
             self._written.clear()
-            self._dirty_counts.update(dict.fromkeys(self._local))
-            for name, local in self._local.items():
-                self._dirty_members.update(
-                    dict.fromkeys((name, m) for m in local.named)
-                )
+            self._mark_all()
             self._wake.set()
+
+    def _mark_all(self) -> None:
+        self._dirty_counts.update(dict.fromkeys(self._local))
+        for name, local in self._local.items():
+            self._dirty_members.update(dict.fromkeys((name, m) for m in local.named))
 
     def _write(
         self, counts: dict[str, None], members: dict[tuple[str, str], None]
@@ -219,6 +235,7 @@ class RedisPresence(PresenceStore):
             local = self._local.get(name)
             if local is not None and local.count:
                 pipe.hset(self.count_key(name), proc, local.count)
+                pipe.expire(self.count_key(name), self.key_ttl)
             else:
                 pipe.hdel(self.count_key(name), proc)
         written = dict(self._written)
@@ -229,6 +246,7 @@ class RedisPresence(PresenceStore):
             field = member.partition(":")[2]
             if info is not None:
                 pipe.hset(key, field, info)
+                pipe.expire(key, self.key_ttl)
                 if (name, member) not in written:
                     pipe.publish(events, json.dumps(["join", name, member, info]))
                 written[(name, member)] = info
