@@ -6,8 +6,9 @@ Design (see docs/channels.md for the why):
   one Lua script (lua.py): ``XADD`` with an exact ``MAXLEN`` of ``history``,
   so the Stream *is* the history, and its entry id (``ms-seq``) is the event
   id. Each entry also records the id before it, so the oldest entry tells
-  the newest trimmed id (the floor). Only publishing writes to Redis:
-  subscribing reads, and leaves nothing behind.
+  the newest trimmed id (the floor). Only publishing writes history:
+  subscribing reads it, and writes only presence counts that expire
+  (presence_redis.py).
 - A ``Last-Event-ID`` is resumable exactly when it lies between the floor
   and the newest id, and the check and the replay read are one atomic
   script, so trimming cannot slip between them.
