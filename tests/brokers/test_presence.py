@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Callable
 
 import pytest
+import redis
 
 import gsse
+from gsse import Server
+from gsse.brokers.redis import RedisBroker
+from tests.apps.broker_app import make_app
 from tests.brokers.conftest import MakeBroker
 from tests.brokers.conftest import listening
 from tests.brokers.conftest import subscribe
 from tests.helpers import RawStream
 from tests.helpers import wait_until
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,3 +173,33 @@ def test_bad_presence_arguments_say_what_to_fix(
     with pytest.raises(ValueError, match="channel name"):
         broker.presence("")
     assert make_broker("?presence_ttl=5").subscribers("room") == 0
+
+
+@pytest.mark.redis
+def test_a_slow_process_makes_the_count_a_lower_bound(
+    shared_redis: RedisServer, serve: Callable[..., Server]
+) -> None:
+    """A live process that never reports is waited for up to publish_timeout only."""
+    client = redis.Redis.from_url(shared_redis.url)
+    client.flushdb()
+    broker = RedisBroker(shared_redis.url, history=50, publish_timeout=1.0)
+    try:
+        port = serve(make_app(broker)).port
+        with subscribe(port, broker, "news") as stream:
+            assert wait_until(lambda: broker.subscribers("news") == 1, 30)
+            # 1. Another process, alive, with 3 streams on the channel, that
+            #    is stalled: it will never read the event nor report.
+            client.set("gsse:alive:stalled", b"1", ex=60)
+            client.hset("gsse:count:news", "stalled", 3)
+            assert broker.subscribers("news") == 4
+            # 2. The count has this process's stream only: a lower bound.
+            new_id, handed = broker.publish("news", "hi", return_delivery=True)
+            assert handed == 1
+            assert stream.events(1, timeout=30)[0].id == new_id
+            # 3. Once the stalled process's liveness expires, it is dropped.
+            client.delete("gsse:alive:stalled")
+            assert broker.subscribers("news") == 1
+            assert broker.publish("news", "again", return_delivery=True)[1] == 1
+    finally:
+        broker.close()
+        client.close()
