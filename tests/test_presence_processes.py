@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 import gsse
@@ -163,3 +164,22 @@ def test_presence_comes_back_after_redis_loses_everything(
             assert wait_until(lambda: who_answers(port) == (["ann"], 2), 60)
     finally:
         broker.close()
+
+
+def test_a_graceful_shutdown_leaves_nothing_in_redis(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """SIGTERM with a member open: once the process exits, its keys are gone."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        with processes(tmp_path) as procs:
+            port = start_server(procs, redis_server.url)
+            with member(port, "ann"):
+                assert wait_until(lambda: who(port) == (["ann"], 1), 60)
+                assert client.keys("gsse:presence:*")
+                procs.started[0].send(signal.SIGTERM)
+                assert procs.started[0].wait(30) == 0
+        assert client.keys("gsse:*") == []
+    finally:
+        client.close()
