@@ -6,8 +6,9 @@ Design (see docs/channels.md for the why):
   one Lua script (lua.py): ``XADD`` with an exact ``MAXLEN`` of ``history``,
   so the Stream *is* the history, and its entry id (``ms-seq``) is the event
   id. Each entry also records the id before it, so the oldest entry tells
-  the newest trimmed id (the floor). Only publishing writes to Redis:
-  subscribing reads, and leaves nothing behind.
+  the newest trimmed id (the floor). Only publishing writes history:
+  subscribing reads it, and writes only presence counts that expire
+  (presence_redis.py).
 - A ``Last-Event-ID`` is resumable exactly when it lies between the floor
   and the newest id, and the check and the replay read are one atomic
   script, so trimming cannot slip between them.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +53,8 @@ from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
 from .base import transport_of
+from .delivery_redis import DeliveryReports
+from .delivery_redis import wait_delivery
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import requested_positions
@@ -59,6 +63,9 @@ from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
 from .lua import STATE
+from .presence_redis import PRESENCE_TTL
+from .presence_redis import RedisPresence
+from .presence_redis import check_presence_ttl
 from .redis_pool import MAX_CONNECTIONS
 from .redis_pool import WAIT_SECONDS
 from .redis_pool import BoundedPool
@@ -106,8 +113,10 @@ class RedisBroker(Broker):
         history: int = 1000,
         publish_timeout: float = PUBLISH_TIMEOUT,
         prefix: str = "gsse",
+        presence_ttl: float = PRESENCE_TTL,
     ) -> None:
         super().__init__(history=history)
+        self.presence_ttl = check_presence_ttl(presence_ttl)
         if isinstance(publish_timeout, bool) or not isinstance(
             publish_timeout, (int, float)
         ):
@@ -160,6 +169,30 @@ class RedisBroker(Broker):
         )
         #: A new stream is waiting for Redis (log that once, not per stream).
         self._waiting = False
+        self._listen_kwargs = {
+            "max_connections": 1,
+            "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
+            "health_check_interval": HEALTH_CHECK_SECONDS,
+            **common,
+        }
+        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
+        self._reader.deliveries = DeliveryReports(
+            self._client, lambda: self._members_redis().proc, lifetime
+        )
+
+    def _make_presence(self) -> RedisPresence:
+        listen_pool = redis.ConnectionPool.from_url(self.url, **self._listen_kwargs)
+        return RedisPresence(
+            self._client,
+            redis.Redis(connection_pool=listen_pool),
+            self._prefix,
+            self.presence_ttl,
+        )
+
+    def _members_redis(self) -> RedisPresence:
+        store = self._members()
+        assert isinstance(store, RedisPresence)
+        return store
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
@@ -181,9 +214,17 @@ class RedisBroker(Broker):
         return self._stream_prefix + channel.encode()
 
     # -- publishing ----------------------------------------------------------
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: bool = False,
+    ) -> Any:
         raw = self._encode(channel, data, event)
         token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
+        report = token + b":delivered" if return_delivery else None
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
         lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
@@ -191,8 +232,11 @@ class RedisBroker(Broker):
         first = True
         while True:
             try:
-                new_id = self._run_publish(channel, raw, token, lifetime)
-                return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
+                new_id = self._run_publish(channel, raw, token, lifetime, report)
+                text = new_id.decode() if isinstance(new_id, bytes) else str(new_id)
+                if report is None:
+                    return text
+                return text, self._delivery(channel, report, deadline)
             except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
                 remaining = deadline - time.monotonic()
@@ -225,13 +269,29 @@ class RedisBroker(Broker):
                 delay = min(delay * 2, BACKOFF_MAX / 4)
 
     def _run_publish(
-        self, channel: str, raw: bytes, token: bytes, lifetime: int
+        self,
+        channel: str,
+        raw: bytes,
+        token: bytes,
+        lifetime: int,
+        report: bytes | None = None,
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
         args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
         args.append(channel.encode())
+        if report is not None:
+            args += [b"d", report]
         return self._publish(keys=keys, args=args)
+
+    def _delivery(self, channel: str, report: bytes, deadline: float) -> int:
+        """Streams that processes report ``report``'s event was handed to."""
+        store, timeout = self._members_redis(), deadline - time.monotonic()
+        try:
+            expected = partial(store.reporters, channel)
+            return wait_delivery(self._client, report, expected, timeout)
+        except UNAVAILABLE:
+            return 0  # published; the count is a lower bound (see the docs)
 
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
@@ -329,6 +389,8 @@ class RedisBroker(Broker):
                 self._reader.forget(channel)
 
     def close(self) -> None:
+        if self._presence_store is not None:
+            self._presence_store.close()
         self._reader.close()
         self._client.close()
         self._pool.disconnect()

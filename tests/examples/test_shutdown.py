@@ -44,6 +44,7 @@ CASES = {
     "progress": Case("/job?steps=100", "progress", "stopped"),
     "secure": Case("/events", "time", "bye", login=True),
     "chat": Case("/rooms/lobby/events", None, None),
+    "online": Case("/rooms/lobby/events?name=ann", "join", None),
     "dashboard": Case("/metrics/stream", "sample", None),
     "flask_legacy": Case("/feed", None, None),
     "redis_workers": Case("/board", "hello", None, redis=True),
