@@ -29,10 +29,8 @@ under the gsse server's event loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 try:
     import redis
@@ -68,6 +66,8 @@ from .redis_reader import UNAVAILABLE
 from .redis_reader import ChannelReader
 from .redis_reader import entry_frame
 from .redis_reader import entry_key
+from .redis_topology import KeyNames
+from .redis_topology import where_of
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +79,14 @@ REPLY_TIMEOUT = 5.0
 HEALTH_CHECK_SECONDS = 10
 
 
-def _where(url: str) -> str:
-    """The URL without credentials, for log lines and errors."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+def connection_options() -> dict[str, Any]:
+    """What every connection of a broker is opened with (redis-py keywords)."""
+    # No retries inside redis-py: the broker retries, and knows for how long.
+    return {
+        "socket_connect_timeout": 2.0,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 class RedisBroker(Broker):
@@ -119,18 +121,27 @@ class RedisBroker(Broker):
                 f"publish_timeout must be 0 or more seconds, got {publish_timeout!r}"
             )
         self.url = url
-        self.where = _where(url)
+        self.where = where_of(url)
         self.publish_timeout = publish_timeout
         self._prefix = prefix
+        self._keys = KeyNames(prefix, hash_tags=self.hash_tags)
         self._stream_prefix = f"{prefix}:stream:".encode()
         self._notify = f"{prefix}:notify".encode()
         # Nothing connects yet: an app may create its broker at import time,
         # before Redis is up or before the server forks its workers.
-        common: dict[str, Any] = {
-            "socket_connect_timeout": 2.0,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-        }
+        self._connect(url)
+        #: A new stream is waiting for Redis (log that once, not per stream).
+        self._waiting = False
+
+    #: Key names carry ``{channel}`` hash tags (Redis Cluster).
+    hash_tags = False
+
+    def _connect(self, url: str) -> None:
+        """Make the clients (none connects yet) and the reader.
+
+        Subclasses for Sentinel and Cluster make theirs instead.
+        """
+        common = connection_options()
         self._pool = BoundedPool.from_url(
             url,
             max_connections=MAX_CONNECTIONS,
@@ -147,19 +158,21 @@ class RedisBroker(Broker):
             health_check_interval=HEALTH_CHECK_SECONDS,
             **common,
         )
+        self._start(redis.Redis(connection_pool=listen_pool))
+
+    def _start(self, listen_client: redis.Redis) -> None:
+        """Register the scripts and make the reader, once ``_client`` exists."""
         self._publish = self._client.register_script(PUBLISH)
         self._state = self._client.register_script(STATE)
         self._reader = ChannelReader(
             where=self.where,
             client=self._client,
             pool=self._pool,
-            listen_client=redis.Redis(connection_pool=listen_pool),
+            listen_client=listen_client,
             notify=self._notify,
             stream_prefix=self._stream_prefix,
             read_states=self._read_states,
         )
-        #: A new stream is waiting for Redis (log that once, not per stream).
-        self._waiting = False
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
@@ -178,12 +191,12 @@ class RedisBroker(Broker):
         return len(self._reader.positions)
 
     def _stream_key(self, channel: str) -> bytes:
-        return self._stream_prefix + channel.encode()
+        return self._keys.key("stream", channel)
 
     # -- publishing ----------------------------------------------------------
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
         raw = self._encode(channel, data, event)
-        token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
+        token = self._keys.token(channel)
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
         lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
@@ -229,7 +242,8 @@ class RedisBroker(Broker):
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
-        args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
+        args: list[bytes | int] = [self.history, raw, lifetime]
+        args.append(self._keys.notify(channel))
         args.append(channel.encode())
         return self._publish(keys=keys, args=args)
 

@@ -1,0 +1,292 @@
+"""The reading side of a Redis Cluster broker: each shard on its own.
+
+What :class:`~gsse.brokers.redis_reader.ChannelReader` does for one Redis,
+per shard: a :class:`~gsse.brokers.redis_shard_listener.ShardListener` per
+primary that serves a followed channel hears which channels got events, and
+the reader greenlet ``XREAD``\\ s only those, one pipeline per primary
+(:meth:`ClusterNodes.run`). Redis Cluster refuses a command naming keys of
+two slots, and one shard's trouble must not hold up the others: a channel
+whose read fails is retried on its own, after a backoff, while the other
+channels go on.
+
+A channel's life here: :meth:`follow` puts it in ``_unrouted``; the
+reader looks up its primary and gives it to that primary's listener; once
+subscribed (``confirmed``), it is read from its position (a sweep, as after
+any (re)subscribe), and, if it came back from a lost shard, first checked
+against its history (continue, or ``reset``). A failover or a moved slot
+sends the channel round that loop again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+
+from ..metrics import STATS
+from .fanout import ChannelState
+from .frames import Key
+from .frames import format_id
+from .redis_cluster_nodes import UNAVAILABLE
+from .redis_cluster_nodes import ClusterNodes
+from .redis_reader import BACKOFF_FIRST
+from .redis_reader import BACKOFF_MAX
+from .redis_reader import READ_COUNT
+from .redis_reader import TICK
+from .redis_reader import ChannelReader
+from .redis_shard_listener import ShardListener
+from .redis_topology import KeyNames
+
+logger = logging.getLogger(__name__)
+
+#: Each channel's state, or the error its shard gave (``RedisClusterBroker``).
+StateReplies = Callable[
+    [tuple[str, ...], list[Key | None] | None], list[ChannelState | BaseException]
+]
+
+
+class ClusterChannelReader(ChannelReader):
+    """Follows, for one broker in one process, the channels subscribed here."""
+
+    def __init__(
+        self,
+        *,
+        nodes: ClusterNodes,
+        keys: KeyNames,
+        listen_options: dict[str, Any],
+        state_replies: StateReplies,
+        **base: Any,
+    ) -> None:
+        super().__init__(**base)
+        self._nodes = nodes
+        self._keys = keys
+        self._listen_options = listen_options
+        self._state_replies = state_replies
+        self._listeners: dict[str, ShardListener] = {}
+        #: The listener each routed channel was given to.
+        self._route_of: dict[str, str] = {}
+        #: Channels waiting for their primary; True: check their history.
+        self._unrouted: dict[str, bool] = {}
+        self._route_at = 0.0
+        self._route_delay = BACKOFF_FIRST
+        #: Channels to check against their history before reading on.
+        self._check: dict[str, None] = {}
+        #: Channels whose read (or check: True) failed, and when to retry.
+        self._retry: dict[str, bool] = {}
+        self._retry_at = 0.0
+        self._retry_delay = BACKOFF_FIRST
+        #: Channels whose shard was lost: not read until checked again.
+        self._lost: set[str] = set()
+
+    # -- what the broker calls -----------------------------------------------
+    def follow(self, channel: str, position: Key) -> None:
+        super().follow(channel, position)
+        self._unrouted.setdefault(channel, False)
+
+    def forget(self, channel: str) -> None:
+        super().forget(channel)
+        listener = self._listeners.get(self._route_of.pop(channel, ""))
+        if listener is not None:
+            listener.remove(channel)
+        for pending in (self._unrouted, self._check, self._retry):
+            pending.pop(channel, None)
+        self._lost.discard(channel)
+
+    def ensure_running(self) -> None:
+        if not self._greenlets or self._greenlets[0].dead:
+            self._greenlets = [gevent.spawn(self._read_forever)]
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        for listener in list(self._listeners.values()):
+            listener.close()
+        self._listeners.clear()
+        greenlets, self._greenlets = self._greenlets, []
+        gevent.joinall(greenlets, timeout=5)
+        for greenlet in greenlets:
+            greenlet.kill(block=True, timeout=5)
+
+    # -- what the shard listeners call (ReaderHooks) -------------------------
+    def heard(self, channel: str) -> None:
+        if channel in self.positions:
+            self._dirty[channel] = None
+            self._wake.set()
+
+    def confirmed(self, channel: str, recover: bool) -> None:
+        if channel not in self.positions:
+            return
+        if recover or channel in self._lost:
+            self._check[channel] = None
+        self._dirty[channel] = None  # the sweep: what came before we listened
+        self._route_delay = BACKOFF_FIRST
+        self._wake.set()
+
+    def handed_back(
+        self, listener: ShardListener, channels: dict[str, bool], exc: BaseException
+    ) -> None:
+        if self._listeners.get(listener.name) is listener and listener.dead:
+            del self._listeners[listener.name]
+        lost = 0
+        for channel, recover in channels.items():
+            if channel not in self.positions:
+                continue
+            if self._route_of.get(channel) == listener.name:
+                del self._route_of[channel]
+            self._unrouted[channel] = recover or self._unrouted.get(channel, False)
+            if recover:
+                lost += 1
+                self._lost.add(channel)
+        self._nodes.stale = True
+        if lost:
+            self._nodes.close_idle(0)  # idle connections to a shard that went away
+            self._route_at = time.monotonic() + self._route_delay
+            self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
+            if not self.down:
+                self.down = True
+                self._down_since = time.monotonic()
+                logger.warning(
+                    "Redis Cluster node %s is unreachable (%s); the streams of"
+                    " its %d channel(s) here stay open and resume once its"
+                    " slots answer again (retrying with backoff)",
+                    listener.name,
+                    exc,
+                    lost,
+                )
+        self._wake.set()
+
+    # -- the reader greenlet -------------------------------------------------
+    def _read_forever(self) -> None:
+        housekeeping = time.monotonic()
+        while not self._closed:
+            now = time.monotonic()
+            if now - housekeeping >= TICK:
+                housekeeping = now
+                self._nodes.close_idle()
+            if self._retry and now >= self._retry_at:
+                for channel, check in self._retry.items():
+                    self._dirty[channel] = None
+                    if check:
+                        self._check[channel] = None
+                self._retry.clear()
+            routing = bool(self._unrouted) and now >= self._route_at
+            if not (self._dirty or self._check or routing):
+                waits = [TICK]
+                if self._unrouted:
+                    waits.append(self._route_at - now)
+                if self._retry:
+                    waits.append(self._retry_at - now)
+                self._wake.wait(max(0.01, min(waits)))
+                self._wake.clear()
+                continue
+            try:
+                self._read_once()
+            except Exception:
+                STATS.broker_errors += 1
+                logger.exception("reading channels from Redis at %s failed", self.where)
+                gevent.sleep(BACKOFF_MAX)
+
+    def _read_once(self) -> None:
+        if self._unrouted and time.monotonic() >= self._route_at:
+            self._route()
+        if self._check:
+            self._check_history()
+        dirty, self._dirty = self._dirty, {}
+        # A channel that lost its shard is read only once checked: reading
+        # on first could step past an id the new primary never had.
+        readable = [c for c in dirty if c in self.positions and c not in self._lost]
+        failed = self._read_channels(readable)
+        if failed:
+            self._retry.update(dict.fromkeys(failed, False))
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, BACKOFF_MAX)
+        else:
+            self._retry_delay = BACKOFF_FIRST
+
+    def _route(self) -> None:
+        """Give each unrouted channel to the listener of its primary."""
+        try:
+            for channel in list(self._unrouted):
+                if channel not in self.positions:
+                    del self._unrouted[channel]
+                    continue
+                node = self._nodes.node_of(self._keys.notify(channel))
+                listener = self._listeners.get(node.name)
+                if listener is None or listener.dead:
+                    listener = ShardListener(
+                        node.name,
+                        (node.host, int(node.port)),
+                        keys=self._keys,
+                        options=self._listen_options,
+                        hooks=self,
+                    )
+                    self._listeners[node.name] = listener
+                    listener.start()
+                listener.add(channel, self._unrouted.pop(channel))
+                self._route_of[channel] = node.name
+        except UNAVAILABLE as exc:
+            STATS.broker_errors += 1
+            logger.debug("Redis Cluster at %s has no map yet: %s", self.where, exc)
+            self._route_at = time.monotonic() + self._route_delay
+            self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
+
+    def _check_history(self) -> None:
+        """After a lost shard: keep resumable positions, reset the lost ones."""
+        channels = tuple(c for c in self._check if c in self.positions)
+        self._check.clear()
+        replies = self._state_replies(channels, [self.positions[c] for c in channels])
+        lost = 0
+        for channel, reply in zip(channels, replies, strict=True):
+            if isinstance(reply, BaseException):
+                STATS.broker_errors += 1
+                self._retry[channel] = True  # again, once its shard answers
+                self._retry_at = time.monotonic() + self._retry_delay
+                continue
+            lost += self._reset_lost((channel,), [reply])
+            self._lost.discard(channel)
+        if self.down and not self._lost:
+            self.down = False
+            logger.info(
+                "Redis Cluster at %s: every shard is back after %.1f s;"
+                " streams resumed",
+                self.where,
+                time.monotonic() - self._down_since,
+            )
+        if lost:
+            logger.warning(
+                "Redis Cluster at %s lost the history of %d channel(s) in a"
+                " failover; their streams got a 'reset' event",
+                self.where,
+                lost,
+            )
+
+    def _read_channels(self, channels: list[str]) -> list[str]:
+        """Read and fan out ``channels``; return those whose shard failed."""
+        if not channels:
+            return []
+        calls = []
+        for channel in channels:
+            key = self._keys.key("stream", channel)
+            position = format_id(self.positions[channel])
+            calls.append(
+                (key, lambda p, k=key, at=position: p.xread({k: at}, count=READ_COUNT))
+            )
+        failed = []
+        reply: list[tuple[bytes, Any]] = []
+        for channel, result in zip(channels, self._nodes.run(calls), strict=True):
+            if isinstance(result, BaseException):
+                STATS.broker_errors += 1
+                logger.debug(
+                    "reading channel %r from %s: %s", channel, self.where, result
+                )
+                failed.append(channel)
+            elif result:
+                items = result.items() if isinstance(result, dict) else result
+                # Named as on one Redis, which ``_dispatch`` reads the channel from.
+                reply += [(self._stream_prefix + channel.encode(), e) for _, e in items]
+        if reply:
+            self._dispatch(reply)
+        return failed
