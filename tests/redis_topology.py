@@ -17,6 +17,7 @@ Every wait is bounded; a setup that does not come up in time raises.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -74,6 +75,38 @@ class Node(RedisServer):
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5, socket_connect_timeout=2)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server neither answers nor reads its sockets."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot stop
+        super().stop()
+
+
+def replicated(primary: Node) -> None:
+    """Wait until a replica has every write ``primary`` took so far."""
+    with primary.client() as client:
+        if client.execute_command("WAIT", 1, int(PATIENCE * 1000)) < 1:
+            raise RuntimeError(f"no replica of port {primary.port} caught up")
+
+
+def lose_next_writes(primary: Node, replica: Node) -> None:
+    """Stop ``replica`` and cut its link: ``primary``'s next writes reach no one.
+
+    (Pausing alone is not enough: what the primary sends still lands in the
+    paused replica's socket buffer, and is applied once it resumes.)
+    """
+    replica.pause()
+    with primary.client() as client:
+        client.execute_command("CLIENT", "KILL", "TYPE", "replica")
 
 
 def _cli() -> str:
@@ -145,6 +178,39 @@ class ClusterServers:
                     return next(n for n in self.nodes if n.port == port)
         raise RuntimeError(f"no node serves {key!r}")
 
+    def replica_of(self, primary: Node) -> Node:
+        for node in self.alive():
+            with node.client() as client:
+                info = client.info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                return node
+        raise RuntimeError(f"port {primary.port} has no replica")
+
+    def failed_over(self, old: Node, key: str) -> bool:
+        """``key``'s slot is served by another primary, and the cluster is ok."""
+        if self.primary_of(key) is old:
+            return False
+        return all(self.state_ok(n) for n in self.alive())
+
+    def move_slot(self, key: str, target: Node) -> None:
+        """Reshard: move ``key``'s slot, with its keys, to ``target``."""
+        source = self.primary_of(key)
+        with source.client() as src, target.client() as dst:
+            slot = src.execute_command("CLUSTER", "KEYSLOT", key)
+            src_id = src.execute_command("CLUSTER", "MYID").decode()
+            dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+            if keys:
+                src.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            for node in (target, source):
+                with node.client() as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        wait_for(lambda: self.primary_of(key) is target, "the slot to move")
+
     def flush(self) -> None:
         for node in self.alive():
             if self.role(node) == "master":
@@ -203,6 +269,10 @@ class SentinelServers:
     def primary(self) -> Node:
         port = self.primary_port()
         return next(s for s in self.servers if s.port == port)
+
+    def replica(self) -> Node:
+        port = self.primary_port()
+        return next(s for s in self.servers if s.port != port)
 
     def replica_in_sync(self) -> bool:
         with self.servers[1].client() as client:

@@ -52,7 +52,9 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServers]:
+def shared_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterServers]:
     """One three-primary Redis Cluster for the whole session."""
     servers = ClusterServers(Path(tmp_path_factory.mktemp("cluster")))
     try:
