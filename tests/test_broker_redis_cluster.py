@@ -10,6 +10,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
+import gevent
 import pytest
 
 import gsse
@@ -120,6 +121,15 @@ def test_a_channel_named_with_braces_replays_exactly(
     headers = {"Last-Event-ID": ids[0]}
     with RawStream(port, sub_path("a}b{c"), headers=headers, timeout=30) as stream:
         assert [m.id for m in stream.events(2, timeout=20)] == ids[1:]
+
+
+def test_streams_subscribing_at_once_share_one_cluster_client(
+    cluster: ClusterServers, brokers: Callable[..., RedisClusterBroker]
+) -> None:
+    """The client is made on first use, once, however many ask at that moment."""
+    broker = brokers(cluster.url)
+    made = gevent.joinall([gevent.spawn(broker._nodes.client) for _ in range(50)])
+    assert len({id(g.value) for g in made}) == 1
 
 
 def test_a_broker_made_before_the_cluster_is_up_connects_nothing() -> None:

@@ -100,7 +100,7 @@ class RedisClusterBroker(RedisBroker):
         try:
             return self._publish(keys=keys, args=args, client=self._nodes.client())
         except redis.RedisError as exc:
-            raise as_unavailable(exc) from exc
+            raise as_unavailable(exc) from None
 
     def _state_replies(
         self, channels: tuple[str, ...], requested: list[Key | None] | None

@@ -17,6 +17,7 @@ error that means "the cluster is not answering right now" becomes a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -61,20 +62,28 @@ class ClusterNodes:
         self._hosts = hosts
         self._options = options
         self._client: RedisCluster | None = None
+        # One maker at a time: a thousand streams subscribing at once must
+        # not each build (and connect) a RedisCluster of their own.
+        self._making = threading.Lock()
         #: A reply said the slot map changed: refresh it before the next use.
         self.stale = False
 
     def client(self) -> RedisCluster:
         """The ``RedisCluster`` (made now if needed; its map fresh if stale)."""
-        try:
-            if self._client is None:
-                self._client = self._make()
-            elif self.stale:
-                self._client.nodes_manager.initialize()
-            self.stale = False
-            return self._client
-        except TOPOLOGY_ERRORS as exc:
-            raise as_unavailable(exc) from exc
+        client = self._client
+        if client is not None and not self.stale:
+            return client
+        with self._making:
+            try:
+                if self._client is None:
+                    self._client = self._make()
+                elif self.stale:
+                    self.stale = False
+                    self._client.nodes_manager.initialize()
+                return self._client
+            except (*UNAVAILABLE, *TOPOLOGY_ERRORS) as exc:
+                self.stale = self._client is not None
+                raise as_unavailable(exc) from None
 
     def _make(self) -> RedisCluster:
         (host, port), *others = self._hosts.nodes
@@ -98,7 +107,7 @@ class ClusterNodes:
             node: ClusterNode = self.client().get_node_from_key(key)  # type: ignore[no-untyped-call]
         except TOPOLOGY_ERRORS as exc:
             self.stale = True
-            raise as_unavailable(exc) from exc
+            raise as_unavailable(exc) from None
         return node
 
     def run(self, calls: Sequence[tuple[bytes, Call]]) -> list[Any]:
