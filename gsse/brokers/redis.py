@@ -93,13 +93,18 @@ class RedisBroker(Broker):
     """A broker that shares channels through Redis; see :class:`gsse.Broker`.
 
     :param url: ``redis://[:password@]host:port/db`` (also ``rediss://``,
-        ``unix://``), as ``redis.Redis.from_url`` reads it.
+        ``unix://``), as ``redis.Redis.from_url`` reads it. Sentinel and
+        Cluster: :class:`~gsse.brokers.redis_sentinel.RedisSentinelBroker`,
+        :class:`~gsse.brokers.redis_cluster.RedisClusterBroker`.
     :param history: events each channel keeps (the Stream's exact MAXLEN).
     :param publish_timeout: seconds a publish retries while Redis is away.
     :param prefix: the prefix of gsse's Redis keys.
 
     .. versionadded:: 0.1
     """
+
+    #: Key names carry ``{channel}`` hash tags (Redis Cluster).
+    hash_tags = False
 
     def __init__(
         self,
@@ -132,9 +137,6 @@ class RedisBroker(Broker):
         self._connect(url)
         #: A new stream is waiting for Redis (log that once, not per stream).
         self._waiting = False
-
-    #: Key names carry ``{channel}`` hash tags (Redis Cluster).
-    hash_tags = False
 
     def _connect(self, url: str) -> None:
         """Make the clients (none connects yet) and the reader.

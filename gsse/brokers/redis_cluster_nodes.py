@@ -117,18 +117,22 @@ class ClusterNodes:
         for one node share one pipeline, and the nodes are asked in turn.
         """
         results: list[Any] = [None] * len(calls)
+        try:
+            cluster = self.client()  # once: it may wait for a connect timeout
+        except UNAVAILABLE as exc:
+            return [exc] * len(calls)
         groups: dict[str, tuple[ClusterNode, list[int]]] = {}
         for i, (key, _) in enumerate(calls):
             try:
-                node = self.node_of(key)
-            except UNAVAILABLE as exc:
-                results[i] = exc
+                node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]
+            except TOPOLOGY_ERRORS as exc:
+                self.stale = True
+                results[i] = as_unavailable(exc)
                 continue
             groups.setdefault(node.name, (node, []))[1].append(i)
         for node, indices in groups.values():
             try:
-                client = self.client().get_redis_connection(node)
-                pipe = client.pipeline(transaction=False)
+                pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
                 for i in indices:
                     calls[i][1](pipe)
                 replies = pipe.execute(raise_on_error=False)

@@ -141,10 +141,11 @@ class ClusterChannelReader(ChannelReader):
                 lost += 1
                 self._lost.add(channel)
         self._nodes.stale = True
+        # Not at once: the new map may take a moment to reach every node.
+        self._route_at = time.monotonic() + self._route_delay
+        self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
         if lost:
             self._nodes.close_idle(0)  # idle connections to a shard that went away
-            self._route_at = time.monotonic() + self._route_delay
-            self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
             if not self.down:
                 self.down = True
                 self._down_since = time.monotonic()
