@@ -177,7 +177,8 @@ class RedisBroker(Broker):
         )
 
     def __repr__(self) -> str:
-        return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
+        name = type(self).__name__
+        return f"<{name} {self.where} channels={len(self._reader.subscribers)}>"
 
     def live_subscribers(self, channel: str) -> int:
         subscribers = self._reader.subscribers.get(channel, ())

@@ -37,6 +37,7 @@ from .redis_reader import BACKOFF_MAX
 from .redis_reader import READ_COUNT
 from .redis_reader import TICK
 from .redis_reader import ChannelReader
+from .redis_reader import entry_key
 from .redis_shard_listener import ShardListener
 from .redis_topology import KeyNames
 
@@ -74,10 +75,13 @@ class ClusterChannelReader(ChannelReader):
         self._route_delay = BACKOFF_FIRST
         #: Channels to check against their history before reading on.
         self._check: dict[str, None] = {}
-        #: Channels whose read (or check: True) failed, and when to retry.
-        self._retry: dict[str, bool] = {}
-        self._retry_at = 0.0
-        self._retry_delay = BACKOFF_FIRST
+        #: Channels whose read (or check: True) failed: when to retry each.
+        self._retry: dict[str, tuple[float, bool]] = {}
+        #: The backoff of each primary whose reads fail.
+        self._delay: dict[str, float] = {}
+        #: The read in flight on each primary, and the channels waiting for it.
+        self._reading: dict[str, gevent.Greenlet] = {}
+        self._later: dict[str, dict[str, None]] = {}
         #: Channels whose shard was lost: not read until checked again.
         self._lost: set[str] = set()
 
@@ -106,6 +110,7 @@ class ClusterChannelReader(ChannelReader):
             listener.close()
         self._listeners.clear()
         greenlets, self._greenlets = self._greenlets, []
+        greenlets += self._reading.values()
         gevent.joinall(greenlets, timeout=5)
         for greenlet in greenlets:
             greenlet.kill(block=True, timeout=5)
@@ -167,19 +172,17 @@ class ClusterChannelReader(ChannelReader):
             if now - housekeeping >= TICK:
                 housekeeping = now
                 self._nodes.close_idle()
-            if self._retry and now >= self._retry_at:
-                for channel, check in self._retry.items():
-                    self._dirty[channel] = None
-                    if check:
-                        self._check[channel] = None
-                self._retry.clear()
+            for channel in [c for c, (at, _) in self._retry.items() if at <= now]:
+                self._dirty[channel] = None
+                if self._retry.pop(channel)[1]:
+                    self._check[channel] = None
             routing = bool(self._unrouted) and now >= self._route_at
             if not (self._dirty or self._check or routing):
                 waits = [TICK]
                 if self._unrouted:
                     waits.append(self._route_at - now)
                 if self._retry:
-                    waits.append(self._retry_at - now)
+                    waits.append(min(at for at, _ in self._retry.values()) - now)
                 self._wake.wait(max(0.01, min(waits)))
                 self._wake.clear()
                 continue
@@ -199,13 +202,17 @@ class ClusterChannelReader(ChannelReader):
         # A channel that lost its shard is read only once checked: reading
         # on first could step past an id the new primary never had.
         readable = [c for c in dirty if c in self.positions and c not in self._lost]
-        failed = self._read_channels(readable)
-        if failed:
-            self._retry.update(dict.fromkeys(failed, False))
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, BACKOFF_MAX)
-        else:
-            self._retry_delay = BACKOFF_FIRST
+        try:
+            self._read_channels(readable)
+        except BaseException:
+            self._retry_later(readable, BACKOFF_MAX, False)  # not lost: later
+            raise
+
+    def _retry_later(self, channels: list[str], delay: float, check: bool) -> None:
+        at = time.monotonic() + delay
+        for channel in channels:
+            check_too = check or self._retry.get(channel, (0.0, False))[1]
+            self._retry[channel] = (at, check_too)
 
     def _route(self) -> None:
         """Give each unrouted channel to the listener of its primary."""
@@ -243,8 +250,7 @@ class ClusterChannelReader(ChannelReader):
         for channel, reply in zip(channels, replies, strict=True):
             if isinstance(reply, BaseException):
                 STATS.broker_errors += 1
-                self._retry[channel] = True  # again, once its shard answers
-                self._retry_at = time.monotonic() + self._retry_delay
+                self._retry_later([channel], BACKOFF_MAX, check=True)
                 continue
             lost += self._reset_lost((channel,), [reply])
             self._lost.discard(channel)
@@ -264,30 +270,88 @@ class ClusterChannelReader(ChannelReader):
                 lost,
             )
 
-    def _read_channels(self, channels: list[str]) -> list[str]:
-        """Read and fan out ``channels``; return those whose shard failed."""
-        if not channels:
-            return []
+    def _read_channels(self, channels: list[str]) -> None:
+        """Read ``channels`` from their primaries, all at once.
+
+        The primaries that answer are read together and their events fanned
+        out in one batch, in id order, as one Redis's ``XREAD`` would. A
+        primary whose last read failed is read apart, in a greenlet of its
+        own, so that while it hangs (until its socket times out) it holds up
+        only its own channels.
+        """
+        keys = [self._keys.key("stream", c) for c in channels]
+        groups, errors = self._nodes.group(keys)
+        if errors:
+            STATS.broker_errors += len(errors)
+            self._retry_later([channels[i] for i in errors], BACKOFF_FIRST, False)
+        together = []
+        for name, (node, indices) in groups.items():
+            names = [channels[i] for i in indices]
+            if name in self._reading:  # one read per primary at a time
+                self._later.setdefault(name, {}).update(dict.fromkeys(names))
+            elif name in self._delay:
+                self._reading[name] = gevent.spawn(self._read_apart, name, node, names)
+            else:
+                together.append((name, node, names))
+        if len(together) == 1:
+            reply = self._fetch(*together[0])
+        else:
+            fetches = [gevent.spawn(self._fetch, *args) for args in together]
+            gevent.joinall(fetches, raise_error=True)
+            reply = [item for fetch in fetches for item in fetch.value]
+        if reply:
+            self._dispatch(reply)
+
+    def _read_apart(self, name: str, node: Any, channels: list[str]) -> None:
+        try:
+            reply = self._fetch(name, node, channels)
+            if reply:
+                self._dispatch(reply)
+        except Exception:
+            STATS.broker_errors += 1
+            logger.exception("reading channels from %s failed", name)
+            self._retry_later(channels, BACKOFF_MAX, False)
+        finally:
+            if self._reading.get(name) is gevent.getcurrent():
+                del self._reading[name]
+            self._dirty.update(self._later.pop(name, {}))
+            self._wake.set()
+
+    def _fetch(self, name: str, node: Any, channels: list[str]) -> list[Any]:
+        """XREAD ``channels`` on one primary; what to fan out (failed: retried)."""
+        channels = [c for c in channels if c in self.positions]
         calls = []
         for channel in channels:
             key = self._keys.key("stream", channel)
-            position = format_id(self.positions[channel])
-            calls.append(
-                (key, lambda p, k=key, at=position: p.xread({k: at}, count=READ_COUNT))
-            )
+            at = format_id(self.positions[channel])
+            calls.append(lambda p, k=key, a=at: p.xread({k: a}, count=READ_COUNT))
         failed = []
         reply: list[tuple[bytes, Any]] = []
-        for channel, result in zip(channels, self._nodes.run(calls), strict=True):
+        results = self._nodes.run_node(node, calls) if calls else []
+        for channel, result in zip(channels, results, strict=True):
             if isinstance(result, BaseException):
-                STATS.broker_errors += 1
-                logger.debug(
-                    "reading channel %r from %s: %s", channel, self.where, result
-                )
                 failed.append(channel)
-            elif result:
-                items = result.items() if isinstance(result, dict) else result
-                # Named as on one Redis, which ``_dispatch`` reads the channel from.
-                reply += [(self._stream_prefix + channel.encode(), e) for _, e in items]
-        if reply:
-            self._dispatch(reply)
-        return failed
+            elif result and channel in self.positions:
+                reply += self._newer(channel, result)
+        if failed:
+            STATS.broker_errors += 1
+            error = next(r for r in results if isinstance(r, BaseException))
+            logger.debug("reading from %s failed: %s", name, error)
+            delay = self._delay.get(name, BACKOFF_FIRST)
+            self._delay[name] = min(delay * 2, BACKOFF_MAX)
+            self._retry_later(failed, delay, False)
+        else:
+            self._delay.pop(name, None)
+        return reply
+
+    def _newer(self, channel: str, result: Any) -> list[tuple[bytes, Any]]:
+        """XREAD's entries past the channel's position (a read that raced
+        another, across a moved slot, must not deliver an event twice)."""
+        position = self.positions[channel]
+        items = result.items() if isinstance(result, dict) else result
+        # Named as on one Redis: ``_dispatch`` reads the channel from it.
+        prefixed = self._stream_prefix + channel.encode()
+        return [
+            (prefixed, [e for e in entries if entry_key(e[0]) > position])
+            for _, entries in items
+        ]
