@@ -57,6 +57,7 @@ class Node(RedisServer):
     ) -> None:
         self.extra = extra
         self.config = config
+        self.paused = False
         super().__init__(directory)
 
     def start(self) -> None:
@@ -80,10 +81,12 @@ class Node(RedisServer):
         """SIGSTOP: the server neither answers nor reads its sockets."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
 
     def resume(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -154,7 +157,8 @@ class ClusterServers:
         return "cluster_state:ok" in text
 
     def alive(self) -> list[Node]:
-        return [n for n in self.nodes if n.proc is not None]
+        """The nodes running and not paused (those that answer)."""
+        return [n for n in self.nodes if n.proc is not None and not n.paused]
 
     def role(self, node: Node) -> str:
         with node.client() as client:

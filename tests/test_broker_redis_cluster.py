@@ -223,3 +223,35 @@ def test_a_shard_failover_costs_only_that_shards_channels_a_replay_or_reset(
     finally:
         for stream in streams.values():
             stream.close()
+
+
+def test_a_frozen_primary_is_failed_over_and_its_channels_follow(
+    serve: Serve,
+    own_cluster: ClusterServers,
+    brokers: Callable[..., RedisClusterBroker],
+) -> None:
+    """SIGSTOP, not SIGKILL: no connection closes, nothing answers any more.
+
+    The cluster promotes the replica; the listener on the frozen primary
+    hears nothing, notices (its PING goes unanswered) or the slot map tells
+    the reader first, and the channel resumes on the new primary exactly.
+    """
+    cluster = own_cluster
+    broker = brokers(cluster.url)
+    port = serve(make_app(broker)).port
+    victim = cluster.primary_of("gsse:stream:{x}")
+    (channel,) = channels_on(cluster, victim, 1)
+    with subscribe(port, broker, channel) as stream:
+        first = broker.publish(channel, "first")
+        assert [m.id for m in stream.events(1, timeout=20)] == [first]
+        replicated(victim)
+        victim.pause()
+        try:
+            key = f"gsse:stream:{{{channel}}}"
+            wait_for(lambda: cluster.failed_over(victim, key), "a failover")
+            publisher = brokers(cluster.url, publish_timeout=60.0)
+            missed = [publisher.publish(channel, f"missed {i}") for i in range(3)]
+            got = stream.events(3, timeout=90)
+            assert [(m.event, m.id) for m in got] == [("message", i) for i in missed]
+        finally:
+            victim.resume()

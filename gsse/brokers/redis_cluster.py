@@ -68,7 +68,6 @@ class RedisClusterBroker(RedisBroker):
         listen_options: dict[str, Any] = {
             **common,
             "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
-            "health_check_interval": HEALTH_CHECK_SECONDS,
             "username": hosts.username,
             "password": hosts.password,
         }

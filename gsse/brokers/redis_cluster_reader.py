@@ -287,6 +287,12 @@ class ClusterChannelReader(ChannelReader):
         together = []
         for name, (node, indices) in groups.items():
             names = [channels[i] for i in indices]
+            moved = [c for c in names if self._route_of.get(c, name) != name]
+            if moved:
+                self._reroute(moved)
+                names = [c for c in names if c not in moved]
+                if not names:
+                    continue
             if name in self._reading:  # one read per primary at a time
                 self._later.setdefault(name, {}).update(dict.fromkeys(names))
             elif name in self._delay:
@@ -301,6 +307,18 @@ class ClusterChannelReader(ChannelReader):
             reply = [item for fetch in fetches for item in fetch.value]
         if reply:
             self._dispatch(reply)
+
+    def _reroute(self, channels: list[str]) -> None:
+        """The slot map moved ``channels`` away from their listener's primary
+        (a failover its listener has not noticed, or resharding): follow them
+        there, and check each against its history before reading on."""
+        for channel in channels:
+            listener = self._listeners.get(self._route_of.pop(channel, ""))
+            if listener is not None:
+                listener.remove(channel)
+            self._unrouted[channel] = True
+            self._lost.add(channel)
+        self._wake.set()
 
     def _read_apart(self, name: str, node: Any, channels: list[str]) -> None:
         try:

@@ -23,6 +23,7 @@ only that shard's channels pay for it.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from typing import Protocol
 
@@ -39,6 +40,10 @@ logger = logging.getLogger(__name__)
 #: Seconds a listener waits for a message before it sends queued
 #: (un)subscriptions: the most a new channel's first events may wait.
 LISTEN_WAIT = 0.1
+#: Seconds of silence after which a listener PINGs its primary, and seconds
+#: it then waits for the answer before it gives its channels back.
+SILENCE = 10.0
+PONG_WAIT = 5.0
 
 
 class ReaderHooks(Protocol):
@@ -136,14 +141,29 @@ class ShardListener:
         self._hooks.handed_back(self, channels, exc)
 
     def _listen(self, pubsub: Any) -> None:
+        heard = time.monotonic()
+        pinged = False
         while not self._closed:
             self._send_changes(pubsub)
             if not self.wanted and not self._names:
                 return  # nothing left to hear here
             message = pubsub.get_message(timeout=LISTEN_WAIT)
+            now = time.monotonic()
+            if message is not None:
+                heard, pinged = now, False
             while message is not None:
                 self._handle(message)
                 message = pubsub.get_message(timeout=0)
+            # A primary that stopped answering without closing the connection
+            # (a frozen process, a partition) would leave its channels deaf.
+            if not pinged and now - heard > SILENCE and self._names:
+                pubsub.ping()
+                pinged = True
+            elif pinged and now - heard > SILENCE + PONG_WAIT:
+                raise redis.TimeoutError(
+                    f"no answer to PING in {PONG_WAIT:g} s after {SILENCE:g} s of"
+                    " silence"
+                )
 
     def _send_changes(self, pubsub: Any) -> None:
         """(Un)subscribe what changed since the last look (one command each:
