@@ -20,6 +20,7 @@ from tests.apps.broker_app import make_app
 from tests.brokers.conftest import sub_path
 from tests.helpers import RawStream
 from tests.helpers import wait_until
+from tests.redis_topology import SERVICE
 from tests.redis_topology import SentinelServers
 from tests.redis_topology import lose_next_writes
 from tests.redis_topology import replicated
@@ -112,3 +113,54 @@ def test_a_failover_that_lost_an_event_sends_a_reset(
         new = broker.publish("c", "after")
         got = stream.events(1, timeout=30)
         assert [(m.event, m.data, m.id) for m in got] == [("message", "after", new)]
+
+
+def test_a_sentinel_failover_command_is_survived_exactly(
+    serve: Serve,
+    sentinel: SentinelServers,
+    brokers: Callable[..., RedisSentinelBroker],
+) -> None:
+    """``SENTINEL FAILOVER``: the old primary lives on as a replica; no loss."""
+    broker = brokers(sentinel.url)
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("c"), timeout=60) as stream:
+        assert wait_until(lambda: broker.live_subscribers("c") == 1, timeout=20)
+        first = broker.publish("c", "before")
+        assert [m.id for m in stream.events(1, timeout=20)] == [first]
+        old = sentinel.primary()
+        replicated(old)
+        with sentinel.sentinels[0].client() as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        failover(sentinel, old.port)
+        missed = [brokers(sentinel.url).publish("c", f"missed {i}") for i in range(3)]
+        got = stream.events(3, timeout=60)
+        assert [(m.event, m.id) for m in got] == [("message", i) for i in missed]
+
+
+def test_a_frozen_primary_is_failed_over_and_streams_follow(
+    serve: Serve,
+    sentinel: SentinelServers,
+    brokers: Callable[..., RedisSentinelBroker],
+) -> None:
+    """SIGSTOP, not SIGKILL: the old primary's connections stay open, silent.
+
+    The listener notices (its PING goes unanswered), reconnects through the
+    Sentinels to the new primary, and the stream resumes exactly.
+    """
+    broker = brokers(sentinel.url)
+    port = serve(make_app(broker)).port
+    with RawStream(port, sub_path("c"), timeout=60) as stream:
+        assert wait_until(lambda: broker.live_subscribers("c") == 1, timeout=20)
+        first = broker.publish("c", "before")
+        assert [m.id for m in stream.events(1, timeout=20)] == [first]
+        old = sentinel.primary()
+        replicated(old)
+        old.pause()
+        try:
+            failover(sentinel, old.port)
+            other = brokers(sentinel.url)
+            missed = [other.publish("c", f"missed {i}") for i in range(3)]
+            got = stream.events(3, timeout=90)
+            assert [(m.event, m.id) for m in got] == [("message", i) for i in missed]
+        finally:
+            old.resume()

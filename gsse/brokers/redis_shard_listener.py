@@ -33,6 +33,8 @@ import redis
 from ..metrics import STATS
 from .redis_cluster_nodes import TOPOLOGY_ERRORS
 from .redis_cluster_nodes import UNAVAILABLE
+from .redis_reader import PONG_WAIT
+from .redis_reader import SILENCE
 from .redis_topology import KeyNames
 
 logger = logging.getLogger(__name__)
@@ -40,10 +42,6 @@ logger = logging.getLogger(__name__)
 #: Seconds a listener waits for a message before it sends queued
 #: (un)subscriptions: the most a new channel's first events may wait.
 LISTEN_WAIT = 0.1
-#: Seconds of silence after which a listener PINGs its primary, and seconds
-#: it then waits for the answer before it gives its channels back.
-SILENCE = 10.0
-PONG_WAIT = 5.0
 
 
 class ReaderHooks(Protocol):
