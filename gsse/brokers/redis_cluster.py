@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from ..writer import SSEWriter
 from .fanout import ChannelState
 from .frames import Frame
 from .frames import Key
@@ -76,7 +77,7 @@ class RedisClusterBroker(RedisBroker):
         scripts = redis.Redis()
         self._publish = scripts.register_script(SHARDED_PUBLISH)
         self._state = scripts.register_script(STATE)
-        self._reader = ClusterChannelReader(
+        self._reader = self._cluster_reader = ClusterChannelReader(
             nodes=self._nodes,
             keys=self._keys,
             listen_options=listen_options,
@@ -89,6 +90,16 @@ class RedisClusterBroker(RedisBroker):
             stream_prefix=self._stream_prefix,
             read_states=self._read_states,
         )
+
+    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+        # Each channel's announcements come on its own sharded channel: be
+        # subscribed there before reading its state, as one Redis's single
+        # notify channel always is, so the stream is live when it says so.
+        self._cluster_reader.ahead(channels, REPLY_TIMEOUT)
+        try:
+            super()._subscribe(writer, channels)
+        finally:
+            self._cluster_reader.behind(channels)
 
     def _run_publish(
         self, channel: str, raw: bytes, token: bytes, lifetime: int

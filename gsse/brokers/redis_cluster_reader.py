@@ -9,8 +9,9 @@ two slots, and one shard's trouble must not hold up the others: a channel
 whose read fails is retried on its own, after a backoff, while the other
 channels go on.
 
-A channel's life here: :meth:`follow` puts it in ``_unrouted``; the
-reader looks up its primary and gives it to that primary's listener; once
+A channel's life here: :meth:`follow` (or :meth:`ahead`) makes it wanted;
+the reader looks up its primary and gives it to that primary's listener
+(:class:`~gsse.brokers.redis_cluster_routes.Routes`); once
 subscribed (``confirmed``), it is read from its position (a sweep, as after
 any (re)subscribe), and, if it came back from a lost shard, first checked
 against its history (continue, or ``reset``). A failover or a moved slot
@@ -25,13 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.event import Event as GeventEvent
 
 from ..metrics import STATS
 from .fanout import ChannelState
 from .frames import Key
 from .frames import format_id
-from .redis_cluster_nodes import UNAVAILABLE
 from .redis_cluster_nodes import ClusterNodes
+from .redis_cluster_routes import Routes
 from .redis_reader import BACKOFF_FIRST
 from .redis_reader import BACKOFF_MAX
 from .redis_reader import READ_COUNT
@@ -66,13 +68,9 @@ class ClusterChannelReader(ChannelReader):
         self._keys = keys
         self._listen_options = listen_options
         self._state_replies = state_replies
-        self._listeners: dict[str, ShardListener] = {}
-        #: The listener each routed channel was given to.
-        self._route_of: dict[str, str] = {}
-        #: Channels waiting for their primary; True: check their history.
-        self._unrouted: dict[str, bool] = {}
-        self._route_at = 0.0
-        self._route_delay = BACKOFF_FIRST
+        self._routes = Routes(
+            nodes=nodes, keys=keys, listen_options=listen_options, hooks=self
+        )
         #: Channels to check against their history before reading on.
         self._check: dict[str, None] = {}
         #: Channels whose read (or check: True) failed: when to retry each.
@@ -84,20 +82,51 @@ class ClusterChannelReader(ChannelReader):
         self._later: dict[str, dict[str, None]] = {}
         #: Channels whose shard was lost: not read until checked again.
         self._lost: set[str] = set()
+        #: Streams about to read a channel's state, by channel (``ahead``).
+        self._ahead: dict[str, int] = {}
+        self._changed = GeventEvent()
 
     # -- what the broker calls -----------------------------------------------
+    def ahead(self, channels: tuple[str, ...], timeout: float) -> None:
+        """Start hearing ``channels``' announcements; wait (``timeout`` at
+        most) until they are heard, so that a stream that reads a channel's
+        state next misses no later event. Pair each call with :meth:`behind`.
+        """
+        for channel in channels:
+            self._ahead[channel] = self._ahead.get(channel, 0) + 1
+            self._routes.want(channel)
+        self.ensure_running()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not self._closed and not self._routes.listening.issuperset(channels):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # go on: the sweep once they are heard covers the gap
+            self._changed.wait(min(remaining, 1.0))
+
+    def behind(self, channels: tuple[str, ...]) -> None:
+        """The stream has read its state (or gave up): see :meth:`ahead`."""
+        for channel in channels:
+            self._ahead[channel] -= 1
+            if not self._ahead[channel]:
+                del self._ahead[channel]
+                if channel not in self.positions:  # nobody follows it after all
+                    self._routes.drop(channel)
+
     def follow(self, channel: str, position: Key) -> None:
         super().follow(channel, position)
-        self._unrouted.setdefault(channel, False)
+        self._routes.want(channel)
 
     def forget(self, channel: str) -> None:
         super().forget(channel)
-        listener = self._listeners.get(self._route_of.pop(channel, ""))
-        if listener is not None:
-            listener.remove(channel)
-        for pending in (self._unrouted, self._check, self._retry):
+        if channel not in self._ahead:
+            self._routes.drop(channel)
+        for pending in (self._check, self._retry):
             pending.pop(channel, None)
         self._lost.discard(channel)
+
+    def _tracked(self, channel: str) -> bool:
+        return channel in self.positions or channel in self._ahead
 
     def ensure_running(self) -> None:
         if not self._greenlets or self._greenlets[0].dead:
@@ -106,9 +135,7 @@ class ClusterChannelReader(ChannelReader):
     def close(self) -> None:
         self._closed = True
         self._wake.set()
-        for listener in list(self._listeners.values()):
-            listener.close()
-        self._listeners.clear()
+        self._routes.close()
         greenlets, self._greenlets = self._greenlets, []
         greenlets += self._reading.values()
         gevent.joinall(greenlets, timeout=5)
@@ -122,33 +149,28 @@ class ClusterChannelReader(ChannelReader):
             self._wake.set()
 
     def confirmed(self, channel: str, recover: bool) -> None:
+        if not self._tracked(channel):
+            return
+        self._routes.confirmed(channel)
+        self._changed.set()
+        self._changed = GeventEvent()
         if channel not in self.positions:
             return
         if recover or channel in self._lost:
             self._check[channel] = None
         self._dirty[channel] = None  # the sweep: what came before we listened
-        self._route_delay = BACKOFF_FIRST
         self._wake.set()
 
     def handed_back(
         self, listener: ShardListener, channels: dict[str, bool], exc: BaseException
     ) -> None:
-        if self._listeners.get(listener.name) is listener and listener.dead:
-            del self._listeners[listener.name]
+        channels = {c: r for c, r in channels.items() if self._tracked(c)}
+        self._routes.handed_back(listener, channels)
         lost = 0
         for channel, recover in channels.items():
-            if channel not in self.positions:
-                continue
-            if self._route_of.get(channel) == listener.name:
-                del self._route_of[channel]
-            self._unrouted[channel] = recover or self._unrouted.get(channel, False)
             if recover:
                 lost += 1
                 self._lost.add(channel)
-        self._nodes.stale = True
-        # Not at once: the new map may take a moment to reach every node.
-        self._route_at = time.monotonic() + self._route_delay
-        self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
         if lost:
             self._nodes.close_idle(0)  # idle connections to a shard that went away
             if not self.down:
@@ -176,11 +198,11 @@ class ClusterChannelReader(ChannelReader):
                 self._dirty[channel] = None
                 if self._retry.pop(channel)[1]:
                     self._check[channel] = None
-            routing = bool(self._unrouted) and now >= self._route_at
+            routing = self._routes.due(now)
             if not (self._dirty or self._check or routing):
                 waits = [TICK]
-                if self._unrouted:
-                    waits.append(self._route_at - now)
+                if self._routes.unrouted:
+                    waits.append(self._routes.route_at - now)
                 if self._retry:
                     waits.append(min(at for at, _ in self._retry.values()) - now)
                 self._wake.wait(max(0.01, min(waits)))
@@ -194,8 +216,8 @@ class ClusterChannelReader(ChannelReader):
                 gevent.sleep(BACKOFF_MAX)
 
     def _read_once(self) -> None:
-        if self._unrouted and time.monotonic() >= self._route_at:
-            self._route()
+        if self._routes.due(time.monotonic()):
+            self._routes.route(self._tracked)
         if self._check:
             self._check_history()
         dirty, self._dirty = self._dirty, {}
@@ -213,33 +235,6 @@ class ClusterChannelReader(ChannelReader):
         for channel in channels:
             check_too = check or self._retry.get(channel, (0.0, False))[1]
             self._retry[channel] = (at, check_too)
-
-    def _route(self) -> None:
-        """Give each unrouted channel to the listener of its primary."""
-        try:
-            for channel in list(self._unrouted):
-                if channel not in self.positions:
-                    del self._unrouted[channel]
-                    continue
-                node = self._nodes.node_of(self._keys.notify(channel))
-                listener = self._listeners.get(node.name)
-                if listener is None or listener.dead:
-                    listener = ShardListener(
-                        node.name,
-                        (node.host, int(node.port)),
-                        keys=self._keys,
-                        options=self._listen_options,
-                        hooks=self,
-                    )
-                    self._listeners[node.name] = listener
-                    listener.start()
-                listener.add(channel, self._unrouted.pop(channel))
-                self._route_of[channel] = node.name
-        except UNAVAILABLE as exc:
-            STATS.broker_errors += 1
-            logger.debug("Redis Cluster at %s has no map yet: %s", self.where, exc)
-            self._route_at = time.monotonic() + self._route_delay
-            self._route_delay = min(self._route_delay * 2, BACKOFF_MAX)
 
     def _check_history(self) -> None:
         """After a lost shard: keep resumable positions, reset the lost ones."""
@@ -287,7 +282,8 @@ class ClusterChannelReader(ChannelReader):
         together = []
         for name, (node, indices) in groups.items():
             names = [channels[i] for i in indices]
-            moved = [c for c in names if self._route_of.get(c, name) != name]
+            route_of = self._routes.route_of
+            moved = [c for c in names if route_of.get(c, name) != name]
             if moved:
                 self._reroute(moved)
                 names = [c for c in names if c not in moved]
@@ -299,24 +295,42 @@ class ClusterChannelReader(ChannelReader):
                 self._reading[name] = gevent.spawn(self._read_apart, name, node, names)
             else:
                 together.append((name, node, names))
-        if len(together) == 1:
-            reply = self._fetch(*together[0])
-        else:
-            fetches = [gevent.spawn(self._fetch, *args) for args in together]
-            gevent.joinall(fetches, raise_error=True)
-            reply = [item for fetch in fetches for item in fetch.value]
+        reply = self._fetch_all(together)
+        if reply and len(together) > 1:
+            # The primaries were read at slightly different moments: a channel
+            # found empty may have got an event since, published before one
+            # found on another primary. Read those once more, so that this
+            # batch keeps publish order across them as one XREAD would.
+            read = {key for key, entries in reply if entries}
+            again = []
+            for name, node, names in together:
+                empty = [
+                    c for c in names if self._stream_prefix + c.encode() not in read
+                ]
+                if empty:
+                    again.append((name, node, empty))
+            reply += self._fetch_all(again)
         if reply:
+            # Ids of two shards may tie (the same millisecond): then the order
+            # the channels were announced in decides, as in one XREAD.
+            rank = {self._stream_prefix + c.encode(): i for i, c in enumerate(channels)}
+            reply.sort(key=lambda item: rank.get(item[0], 0))
             self._dispatch(reply)
+
+    def _fetch_all(self, groups: list[tuple[str, Any, list[str]]]) -> list[Any]:
+        """:meth:`_fetch` each primary's channels, all primaries at once."""
+        if len(groups) <= 1:
+            return self._fetch(*groups[0]) if groups else []
+        fetches = [gevent.spawn(self._fetch, *args) for args in groups]
+        gevent.joinall(fetches, raise_error=True)
+        return [item for fetch in fetches for item in fetch.value]
 
     def _reroute(self, channels: list[str]) -> None:
         """The slot map moved ``channels`` away from their listener's primary
         (a failover its listener has not noticed, or resharding): follow them
         there, and check each against its history before reading on."""
         for channel in channels:
-            listener = self._listeners.get(self._route_of.pop(channel, ""))
-            if listener is not None:
-                listener.remove(channel)
-            self._unrouted[channel] = True
+            self._routes.drop(channel, again=True)
             self._lost.add(channel)
         self._wake.set()
 
