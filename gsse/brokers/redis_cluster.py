@@ -95,8 +95,8 @@ class RedisClusterBroker(RedisBroker):
         # Each channel's announcements come on its own sharded channel: be
         # subscribed there before reading its state, as one Redis's single
         # notify channel always is, so the stream is live when it says so.
-        self._cluster_reader.ahead(channels, REPLY_TIMEOUT)
         try:
+            self._cluster_reader.ahead(channels, REPLY_TIMEOUT)  # counts first
             super()._subscribe(writer, channels)
         finally:
             self._cluster_reader.behind(channels)

@@ -3,11 +3,12 @@
 What :class:`~gsse.brokers.redis_reader.ChannelReader` does for one Redis,
 per shard: a :class:`~gsse.brokers.redis_shard_listener.ShardListener` per
 primary that serves a followed channel hears which channels got events, and
-the reader greenlet ``XREAD``\\ s only those, one pipeline per primary
-(:meth:`ClusterNodes.run`). Redis Cluster refuses a command naming keys of
-two slots, and one shard's trouble must not hold up the others: a channel
-whose read fails is retried on its own, after a backoff, while the other
-channels go on.
+the reader greenlet ``XREAD``\\ s only those, one pipeline per primary,
+all primaries at once (:meth:`ClusterNodes.run_node`). Redis Cluster
+refuses a command naming keys of two slots, and one shard's trouble must not
+hold up the others: a channel whose read fails is retried on its own, after
+a backoff, and its primary is read apart until it answers again, while the
+other channels go on.
 
 A channel's life here: :meth:`follow` (or :meth:`ahead`) makes it wanted;
 the reader looks up its primary and gives it to that primary's listener
@@ -66,7 +67,6 @@ class ClusterChannelReader(ChannelReader):
         super().__init__(**base)
         self._nodes = nodes
         self._keys = keys
-        self._listen_options = listen_options
         self._state_replies = state_replies
         self._routes = Routes(
             nodes=nodes, keys=keys, listen_options=listen_options, hooks=self
