@@ -31,15 +31,37 @@ def redis_backend(url: str, options: dict[str, Any]) -> Broker:
     # before ``monkey.patch_all()``.
     from .redis import RedisBroker
 
+    _check_redis_options("redis", options)
+    return RedisBroker(url, **options)
+
+
+def _check_redis_options(scheme: str, options: dict[str, Any]) -> None:
     extra = sorted(set(options) - {"history", "presence_ttl"})
     if extra:
         raise TypeError(
-            f"redis:// brokers take no {', '.join(extra)} option: Redis"
+            f"{scheme}:// brokers take no {', '.join(extra)} option: Redis"
             " bounds history per channel (history=) and by its maxmemory"
         )
-    return RedisBroker(url, **options)
+
+
+def redis_cluster_backend(url: str, options: dict[str, Any]) -> Broker:
+    """``redis+cluster://host:port,...``: channels spread over a Redis Cluster."""
+    from .redis_cluster import RedisClusterBroker
+
+    _check_redis_options("redis+cluster", options)
+    return RedisClusterBroker(url, **options)
+
+
+def redis_sentinel_backend(url: str, options: dict[str, Any]) -> Broker:
+    """``redis+sentinel://host:port,.../service``: a primary Sentinel replaces."""
+    from .redis_sentinel import RedisSentinelBroker
+
+    _check_redis_options("redis+sentinel", options)
+    return RedisSentinelBroker(url, **options)
 
 
 register_backend("memory", memory_backend)
 for _scheme in ("redis", "rediss", "unix"):
     register_backend(_scheme, redis_backend)
+register_backend("redis+cluster", redis_cluster_backend)
+register_backend("redis+sentinel", redis_sentinel_backend)

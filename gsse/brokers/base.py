@@ -152,7 +152,10 @@ class Broker(ChannelPresence):
         argument wins over the URL.
 
         :param url: ``memory://`` (one process) or ``redis://host:port/db``
-            (``rediss://`` and ``unix://`` too; many processes and machines).
+            (``rediss://`` and ``unix://`` too; many processes and machines),
+            ``redis+sentinel://host:port,host:port/<service>`` (a primary
+            that Sentinel watches) or ``redis+cluster://host:port,host:port``
+            (Redis Cluster, channels spread over its shards).
             Without one, the ``GSSE_BROKER`` environment variable (which
             ``gsse run --broker`` sets), else ``memory://``.
         :param history: events each channel keeps for replay (default 1000).

@@ -30,11 +30,9 @@ under the gsse server's event loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 try:
     import redis
@@ -75,6 +73,8 @@ from .redis_reader import UNAVAILABLE
 from .redis_reader import ChannelReader
 from .redis_reader import entry_frame
 from .redis_reader import entry_key
+from .redis_topology import KeyNames
+from .redis_topology import where_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,25 +86,32 @@ REPLY_TIMEOUT = 5.0
 HEALTH_CHECK_SECONDS = 10
 
 
-def _where(url: str) -> str:
-    """The URL without credentials, for log lines and errors."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+def connection_options() -> dict[str, Any]:
+    """What every connection of a broker is opened with (redis-py keywords)."""
+    # No retries inside redis-py: the broker retries, and knows for how long.
+    return {
+        "socket_connect_timeout": 2.0,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 class RedisBroker(Broker):
     """A broker that shares channels through Redis; see :class:`gsse.Broker`.
 
     :param url: ``redis://[:password@]host:port/db`` (also ``rediss://``,
-        ``unix://``), as ``redis.Redis.from_url`` reads it.
+        ``unix://``), as ``redis.Redis.from_url`` reads it. Sentinel and
+        Cluster: :class:`~gsse.brokers.redis_sentinel.RedisSentinelBroker`,
+        :class:`~gsse.brokers.redis_cluster.RedisClusterBroker`.
     :param history: events each channel keeps (the Stream's exact MAXLEN).
     :param publish_timeout: seconds a publish retries while Redis is away.
     :param prefix: the prefix of gsse's Redis keys.
 
     .. versionadded:: 0.1
     """
+
+    #: Key names carry ``{channel}`` hash tags (Redis Cluster).
+    hash_tags = False
 
     def __init__(
         self,
@@ -128,18 +135,24 @@ class RedisBroker(Broker):
                 f"publish_timeout must be 0 or more seconds, got {publish_timeout!r}"
             )
         self.url = url
-        self.where = _where(url)
+        self.where = where_of(url)
         self.publish_timeout = publish_timeout
         self._prefix = prefix
+        self._keys = KeyNames(prefix, hash_tags=self.hash_tags)
         self._stream_prefix = f"{prefix}:stream:".encode()
         self._notify = f"{prefix}:notify".encode()
         # Nothing connects yet: an app may create its broker at import time,
         # before Redis is up or before the server forks its workers.
-        common: dict[str, Any] = {
-            "socket_connect_timeout": 2.0,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-        }
+        self._connect(url)
+        #: A new stream is waiting for Redis (log that once, not per stream).
+        self._waiting = False
+
+    def _connect(self, url: str) -> None:
+        """Make the clients (none connects yet) and the reader.
+
+        Subclasses for Sentinel and Cluster make theirs instead.
+        """
+        common = connection_options()
         self._pool = BoundedPool.from_url(
             url,
             max_connections=MAX_CONNECTIONS,
@@ -156,32 +169,34 @@ class RedisBroker(Broker):
             health_check_interval=HEALTH_CHECK_SECONDS,
             **common,
         )
+        self._start(redis.Redis(connection_pool=listen_pool))
+
+    def _start(self, listen_client: redis.Redis) -> None:
+        """Register the scripts and make the reader, once ``_client`` exists."""
         self._publish = self._client.register_script(PUBLISH)
         self._state = self._client.register_script(STATE)
         self._reader = ChannelReader(
             where=self.where,
             client=self._client,
             pool=self._pool,
-            listen_client=redis.Redis(connection_pool=listen_pool),
+            listen_client=listen_client,
             notify=self._notify,
             stream_prefix=self._stream_prefix,
             read_states=self._read_states,
         )
-        #: A new stream is waiting for Redis (log that once, not per stream).
-        self._waiting = False
-        self._listen_kwargs = {
-            "max_connections": 1,
-            "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
-            "health_check_interval": HEALTH_CHECK_SECONDS,
-            **common,
-        }
         lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
         self._reader.deliveries = DeliveryReports(
             self._client, lambda: self._members_redis().proc, lifetime
         )
 
     def _make_presence(self) -> RedisPresence:
-        listen_pool = redis.ConnectionPool.from_url(self.url, **self._listen_kwargs)
+        listen_pool = redis.ConnectionPool.from_url(
+            self.url,
+            max_connections=1,
+            socket_timeout=HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            **connection_options(),
+        )
         return RedisPresence(
             self._client,
             redis.Redis(connection_pool=listen_pool),
@@ -195,7 +210,8 @@ class RedisBroker(Broker):
         return store
 
     def __repr__(self) -> str:
-        return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
+        name = type(self).__name__
+        return f"<{name} {self.where} channels={len(self._reader.subscribers)}>"
 
     def live_subscribers(self, channel: str) -> int:
         subscribers = self._reader.subscribers.get(channel, ())
@@ -211,7 +227,7 @@ class RedisBroker(Broker):
         return len(self._reader.positions)
 
     def _stream_key(self, channel: str) -> bytes:
-        return self._stream_prefix + channel.encode()
+        return self._keys.key("stream", channel)
 
     # -- publishing ----------------------------------------------------------
     def publish(
@@ -223,7 +239,7 @@ class RedisBroker(Broker):
         return_delivery: bool = False,
     ) -> Any:
         raw = self._encode(channel, data, event)
-        token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
+        token = self._keys.token(channel)
         report = token + b":delivered" if return_delivery else None
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
@@ -278,7 +294,8 @@ class RedisBroker(Broker):
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
-        args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
+        args: list[bytes | int] = [self.history, raw, lifetime]
+        args.append(self._keys.notify(channel))
         args.append(channel.encode())
         if report is not None:
             args += [b"d", report]

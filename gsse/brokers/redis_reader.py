@@ -53,6 +53,12 @@ BACKOFF_MAX = 2.0
 TICK = 1.0
 #: Seconds the listener waits for a message before it looks at its state.
 LISTEN_WAIT = 0.25
+#: Seconds of silence after which a listener PINGs Redis, and seconds it then
+#: waits for the answer before it counts Redis as gone: a Redis that stopped
+#: answering without closing the connection (frozen, partitioned, a
+#: Sentinel-demoted primary left behind) must not leave the listener deaf.
+SILENCE = 10.0
+PONG_WAIT = 5.0
 
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 
@@ -181,10 +187,12 @@ class ChannelReader:
     def _listen(self, pubsub: Any) -> None:
         pubsub.subscribe(self._notify)
         deadline = time.monotonic() + 10
-        housekeeping = time.monotonic()
-        confirmed = False
+        housekeeping = heard = time.monotonic()
+        confirmed = pinged = False
         while not self._closed:
             message = pubsub.get_message(timeout=LISTEN_WAIT)
+            if message is not None:
+                heard, pinged = time.monotonic(), False
             while message is not None:
                 if message["type"] == "subscribe":
                     self._subscribed(again=confirmed)
@@ -201,6 +209,13 @@ class ChannelReader:
             if now - housekeeping >= TICK:
                 housekeeping = now
                 self._pool.close_idle()
+            if confirmed and not pinged and now - heard > SILENCE:
+                pubsub.ping()
+                pinged = True
+            elif pinged and now - heard > SILENCE + PONG_WAIT:
+                raise redis.TimeoutError(
+                    f"Redis did not answer PING in {PONG_WAIT:g} s"
+                )
 
     def _subscribed(self, *, again: bool) -> None:
         """From now on no publish goes unheard; a sweep reads what came before.

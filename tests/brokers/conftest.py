@@ -1,8 +1,10 @@
-"""One broker contract, two backends: fixtures for the parametrised suite.
+"""One broker contract, four backends: fixtures for the parametrised suite.
 
-Every test here runs once on ``memory://`` and once on a real
-``redis-server`` (marked ``redis``), started once per session on a free
-loopback port and emptied before each test.
+Every test here runs on ``memory://``, on a real ``redis-server``, on a real
+three-primary Redis Cluster (``redis+cluster://``) and on a real primary,
+replica and three Sentinels (``redis+sentinel://``); the Redis ones are
+marked ``redis``, started once per session on free loopback ports and
+emptied before each test.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from tests.apps.broker_app import make_app
 from tests.helpers import RawStream
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
+from tests.redis_topology import ClusterServers
+from tests.redis_topology import SentinelServers
 
 MakeBroker = Callable[..., gsse.Broker]
 
@@ -47,11 +51,54 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(scope="session")
+def shared_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterServers]:
+    """One three-primary Redis Cluster for the whole session."""
+    servers = ClusterServers(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_sentinel(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SentinelServers]:
+    """One primary, one replica and three Sentinels for the whole session."""
+    servers = SentinelServers(Path(tmp_path_factory.mktemp("sentinel")))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+REDIS = pytest.mark.redis
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=REDIS),
+        pytest.param("redis-cluster", marks=REDIS),
+        pytest.param("redis-sentinel", marks=REDIS),
+    ]
+)
 def broker_url(request: pytest.FixtureRequest) -> str:
-    """``memory://``, or the URL of an emptied session ``redis-server``."""
+    """``memory://``, or the URL of an emptied session Redis of that shape."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "redis-cluster":
+        cluster: ClusterServers = request.getfixturevalue("shared_cluster")
+        cluster.flush()
+        return cluster.url
+    if request.param == "redis-sentinel":
+        sentinel: SentinelServers = request.getfixturevalue("shared_sentinel")
+        with sentinel.primary().client() as client:
+            client.flushdb()
+        return sentinel.url
     server: RedisServer = request.getfixturevalue("shared_redis")
     client = redis.Redis.from_url(server.url)
     try:

@@ -121,14 +121,18 @@ def test_reconnects_during_concurrent_publishing_lose_and_repeat_nothing(
 
 
 def test_several_channels_share_a_stream_and_its_composite_id_resumes_each(
-    port: int, broker: gsse.Broker
+    port: int, broker: gsse.Broker, broker_url: str
 ) -> None:
     """Two channels on one stream: its id names a position in each, and resumes."""
     with subscribe(port, broker, "a", "b") as stream:
         a1 = broker.publish("a", "a1")
         b1 = broker.publish("b", "b1")
         got = stream.events(2, timeout=20)
-    assert [m.data for m in got] == ["a1", "b1"]
+    if broker_url.startswith("redis+cluster"):
+        # Two shards, one millisecond: either order (docs/channels.md).
+        assert sorted(m.data for m in got) == ["a1", "b1"]
+    else:
+        assert [m.data for m in got] == ["a1", "b1"]
     assert got[1].id == f"{a1},{b1}"
     a2 = broker.publish("a", "a2")
     b2 = broker.publish("b", "b2")

@@ -1,0 +1,164 @@
+"""``redis+cluster://``: channels spread over the shards of a Redis Cluster.
+
+The same design as ``redis://`` (redis.py), shard by shard:
+
+- Every key of a channel carries the channel as its hash tag
+  (``gsse:stream:{news}``, see :class:`~gsse.brokers.redis_topology.KeyNames`),
+  so a channel lives on one shard and the publish script, which touches the
+  Stream, the token and the notify channel, never mixes slots. Different
+  channels land on different shards: capacity grows with the shards.
+- Publishing goes through redis-py's :class:`~redis.cluster.RedisCluster`,
+  which follows ``MOVED``/``ASK`` and refreshes its slot map; the announce
+  is a sharded ``SPUBLISH`` (why: redis_shard_listener.py).
+- Reads (a stream's replay, the reader's rounds) send each primary one
+  pipeline for its own channels (redis_cluster_nodes.py), and the reader
+  listens to each shard on its own (redis_cluster_reader.py): a failover or
+  a resharding costs only the channels of that shard a replay or a ``reset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ..writer import SSEWriter
+from .fanout import ChannelState
+from .frames import Frame
+from .frames import Key
+from .frames import format_id
+from .lua import PUBLISH
+from .lua import STATE
+from .redis import HEALTH_CHECK_SECONDS
+from .redis import REPLY_TIMEOUT
+from .redis import RedisBroker
+from .redis_cluster_nodes import ClusterNodes
+from .redis_cluster_nodes import as_unavailable
+from .redis_cluster_reader import ClusterChannelReader
+from .redis_reader import entry_frame
+from .redis_reader import entry_key
+from .redis_topology import parse_hosts
+
+#: The publish script with a sharded announce (``SPUBLISH``, Redis 7).
+SHARDED_PUBLISH = PUBLISH.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
+if SHARDED_PUBLISH == PUBLISH:  # pragma: no cover - lua.py changed its PUBLISH call
+    raise RuntimeError("gsse.brokers.lua.PUBLISH no longer announces with PUBLISH")
+
+
+class RedisClusterBroker(RedisBroker):
+    """A :class:`RedisBroker` on a Redis Cluster (Redis 7 or newer).
+
+    :param url: ``redis+cluster://[user:password@]host:port,host:port``: any
+        of the cluster's nodes (port 6379 when left out); the others are
+        found from them.
+
+    .. versionadded:: 0.2
+    """
+
+    hash_tags = True
+
+    def _connect(self, url: str) -> None:
+        hosts = parse_hosts(url)
+        if hosts.path:
+            raise ValueError(
+                "a redis+cluster:// URL has no database or path (a cluster has"
+                f" only database 0): {self.where!r}"
+            )
+        common = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
+        self._nodes = ClusterNodes(hosts, {**common, "socket_timeout": REPLY_TIMEOUT})
+        listen_options: dict[str, Any] = {
+            **common,
+            "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
+            "username": hosts.username,
+            "password": hosts.password,
+        }
+        # The scripts' client only computes their SHA-1 (it never connects):
+        # each call names the client that runs it.
+        scripts = redis.Redis()
+        self._publish = scripts.register_script(SHARDED_PUBLISH)
+        self._state = scripts.register_script(STATE)
+        self._reader = self._cluster_reader = ClusterChannelReader(
+            nodes=self._nodes,
+            keys=self._keys,
+            listen_options=listen_options,
+            state_replies=self._state_replies,
+            where=self.where,
+            client=scripts,
+            pool=self._nodes,  # only its close_idle() is used
+            listen_client=scripts,
+            notify=b"",
+            stream_prefix=self._stream_prefix,
+            read_states=self._read_states,
+        )
+
+    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+        # Each channel's announcements come on its own sharded channel: be
+        # subscribed there before reading its state, as one Redis's single
+        # notify channel always is, so the stream is live when it says so.
+        try:
+            self._cluster_reader.ahead(channels, REPLY_TIMEOUT)  # counts first
+            super()._subscribe(writer, channels)
+        finally:
+            self._cluster_reader.behind(channels)
+
+    def _run_publish(
+        self, channel: str, raw: bytes, token: bytes, lifetime: int
+    ) -> Any:
+        keys = [self._stream_key(channel), token]
+        args: list[bytes | int] = [self.history, raw, lifetime]
+        args += [self._keys.notify(channel), channel.encode()]
+        try:
+            return self._publish(keys=keys, args=args, client=self._nodes.client())
+        except redis.RedisError as exc:
+            raise as_unavailable(exc) from None
+
+    def _state_replies(
+        self, channels: tuple[str, ...], requested: list[Key | None] | None
+    ) -> list[ChannelState | BaseException]:
+        """Each channel's state, or the error its shard gave."""
+        calls = []
+        for i, channel in enumerate(channels):
+            after = requested[i] if requested is not None else None
+            args = ["" if after is None else format_id(after)]
+            key = self._stream_key(channel)
+            calls.append(
+                (key, lambda p, k=key, a=args: self._state(keys=[k], args=a, client=p))
+            )
+        states: list[ChannelState | BaseException] = []
+        for channel, reply in zip(channels, self._nodes.run(calls), strict=True):
+            if isinstance(reply, BaseException):
+                states.append(reply)
+                continue
+            last, entries = reply
+            frames = None
+            if entries is not None:
+                frames = [entry_frame(channel, eid, fields) for eid, fields in entries]
+            states.append(ChannelState(entry_key(last), frames))
+        return states
+
+    def _read_states(
+        self, channels: tuple[str, ...], requested: list[Key | None] | None
+    ) -> list[ChannelState]:
+        states = []
+        for reply in self._state_replies(channels, requested):
+            if isinstance(reply, BaseException):
+                raise reply
+            states.append(reply)
+        return states
+
+    def _read_gaps(self, gaps: list[tuple[str, Key, Key]]) -> list[Frame]:
+        calls = []
+        for channel, after, upto in gaps:
+            key = self._stream_key(channel)
+            start, end = f"({format_id(after)}", format_id(upto)
+            calls.append((key, lambda p, k=key, a=start, b=end: p.xrange(k, a, b)))
+        frames = []
+        for (channel, _, _), reply in zip(gaps, self._nodes.run(calls), strict=True):
+            if isinstance(reply, BaseException):
+                raise reply
+            frames += [entry_frame(channel, eid, fields) for eid, fields in reply]
+        return frames
+
+    def close(self) -> None:
+        self._reader.close()
+        self._nodes.close()
