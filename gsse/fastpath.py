@@ -21,8 +21,8 @@ from .headers import check_header
 from .metrics import STATS
 from .stream import SSEBody
 from .stream import sse_body_of
+from .streams import Stream
 from .threaded import CONNECTION_KEY
-from .transport import Transport
 
 __all__ = ["SSEHandler", "access_logger", "log_stream_end"]
 
@@ -35,11 +35,11 @@ SMALL_FIRST_WRITE = 16 * 1024
 
 
 def log_stream_end(
-    transport: Transport, log: Any, head: str, head_bytes: int, started: float
+    transport: Stream, log: Any, head: str, head_bytes: int, started: float
 ) -> None:
     """Write a stream's access line once it ends: bytes, seconds, reason."""
 
-    def write(transport: Transport) -> None:
+    def write(transport: Stream) -> None:
         seconds = time.time() - started
         sent = head_bytes + transport.written
         log.write(f"{head} {sent} {seconds:.6f} ({transport.close_text})\n")
@@ -89,7 +89,7 @@ class SSEHandler(RequestHandler):
         else:
             self.write_head_in_one_send(data)
 
-    _streamed: Transport | None = None
+    _streamed: Stream | None = None
 
     def log_request(self) -> None:
         # pywsgi formats the access line before the logger can drop it; skip

@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 
 from ..stream import StreamCallback
 from ..stream import stream as sse_stream
-from ..transport import Transport
+from ..streams import Stream
 from ..writer import SSEWriter
 from ..writer import hand_over
 from .frames import check_channel
@@ -138,8 +138,8 @@ def check_memory_url(url: str, whole: str) -> None:
 thread_ident = get_original("_thread", "get_ident")
 
 
-def transport_of(writer: SSEWriter) -> Transport:
-    """The transport under ``writer``: brokers write to it without waiting."""
+def stream_of(writer: SSEWriter) -> Stream:
+    """The stream under ``writer``: brokers send on it without waiting."""
     return hand_over(writer)
 
 
@@ -349,7 +349,7 @@ class Broker:
         it at once instead of after the grace period; the client resumes
         from ``Last-Event-ID`` when it reconnects.
         """
-        writer._registry.end_at_shutdown(transport_of(writer))
+        writer._registry.end_at_shutdown(stream_of(writer))
         self._subscribe(writer, channels)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
