@@ -2,7 +2,7 @@
 
 Each error subclasses the built-in error users already expect.
 :class:`CloseReason` is the one list of the ways a stream can end, shared by
-the transports that end streams, the access log that prints why, and the
+the streams that end with one (gsse.streams), the access log that prints why, and the
 metrics that count them.
 """
 

@@ -152,8 +152,8 @@ class StreamCounts:
         """Open streams from client address ``ip``."""
         return self.per_ip.get(ip, 0)
 
-    def track(self, transport: Stream, environ: WSGIEnvironment) -> None:
-        """Count ``transport`` until it closes."""
+    def track(self, stream: Stream, environ: WSGIEnvironment) -> None:
+        """Count ``stream`` until it closes."""
         ip = str(environ.get("REMOTE_ADDR", ""))
         self.total += 1
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
@@ -166,7 +166,7 @@ class StreamCounts:
             else:
                 self.per_ip.pop(ip, None)
 
-        transport.on_close(release)
+        stream.on_close(release)
 
 
 class Limiter:
