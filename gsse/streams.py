@@ -72,31 +72,16 @@ class Stream:
     :param settings: ``ping``, ``send_timeout`` and ``buffer_size``.
     """
 
+    # fmt: off
     __slots__ = (
-        "transport",
-        "buffer",
-        "chunked",
-        "closed",
-        "close_reason",
-        "close_detail",
-        "ping",
-        "send_timeout",
-        "buffer_size",
-        "wrote",
-        "ping_at",
-        "full_since",
-        "largest",
-        "_hooks",
-        "_drained",
-        "stream_id",
-        "path",
-        "posted",
-        "applied",
-        "dropped",
-        "written",
-        "thread_waiter",
-        "__weakref__",
+        "transport", "buffer", "chunked", "_wake",  # the bytes
+        "closed", "close_reason", "close_detail", "_hooks",  # the end
+        "ping", "ping_at", "wrote",  # keep-alive
+        "send_timeout", "buffer_size", "full_since", "largest", "_drained",  # limits
+        "posted", "applied", "dropped", "thread_waiter",  # writes from threads
+        "stream_id", "path", "written", "__weakref__",  # logs and metrics
     )
+    # fmt: on
 
     def __init__(self, transport: Transport, settings: ResolvedSettings) -> None:
         #: Encoded bytes not yet taken by the transport, framed for the wire.
@@ -105,8 +90,7 @@ class Stream:
         #: Frame every write as an HTTP/1.1 chunk (the transport says).
         self.chunked = transport.chunked
         self.closed = False
-        #: Why the stream ended (``None`` while open), and what varies beside
-        #: the reason (an error's text), for the log only.
+        #: Why the stream ended (``None`` while open); the detail is for logs.
         self.close_reason: CloseReason | None = None
         self.close_detail = ""
         self.ping = settings.ping
@@ -123,11 +107,9 @@ class Stream:
         self.largest = 0
         self._hooks: list[CloseHook] = []
         self._drained: GeventEvent | None = None
-        #: For log records and metrics: a process-unique number, the path.
-        self.stream_id = next(_stream_ids)
-        self.path = ""
-        #: Bytes this stream wrote to its connection (framing included).
-        self.written = 0
+        #: For logs and metrics: a process-unique number, the path, the bytes
+        #: written to the connection (framing included).
+        self.stream_id, self.path, self.written = next(_stream_ids), "", 0
         #: Writes from a pool thread (:mod:`gsse.bridge`): bytes it posted and
         #: bytes the loop took (the difference is in flight), whether one found
         #: the stream closed, and the waiter the loop wakes when it drains.
@@ -135,7 +117,8 @@ class Stream:
         self.dropped = False
         self.thread_waiter: ThreadWaiter | None = None
         STATS.streams_opened += 1
-        transport.attach(self)
+        #: Called when the buffer gets its first bytes (see Transport.attach).
+        self._wake = transport.attach(self)
 
     # -- state ----------------------------------------------------------------
     @property
@@ -172,7 +155,7 @@ class Stream:
         :raises ClientDisconnected: the stream had ended, or ended here
             (overflow, or full for ``send_timeout`` seconds).
         """
-        self._put(payload, None)
+        self._put(payload)
         if self.full_since:
             if wait:
                 self._wait_drained()
@@ -196,18 +179,16 @@ class Stream:
     def ping_now(self) -> None:
         """Send a keep-alive comment now, if the stream is open."""
         if not self.closed:
-            self._put(PING, None)
+            self._put(PING)
             STATS.pings += 1
 
     def close(
         self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
     ) -> None:
-        """End the stream cleanly: flush what is buffered, then the end.
+        """End the stream cleanly: flush the buffer, then the body's end.
 
-        Calling it again, or after :meth:`abort`, does nothing.
-
-        :param reason: why, for the access log and the metrics.
-        :param detail: what varies beside ``reason`` (the log prints it).
+        Once only: calling it again, or after :meth:`abort`, does nothing.
+        ``detail`` is what varies beside ``reason`` (the log prints it).
         """
         if self.closed:
             return
@@ -221,8 +202,7 @@ class Stream:
     def abort(self, reason: CloseReason | str, detail: str = "") -> None:
         """End the stream now, dropping anything unsent.
 
-        :param reason: why; free text (from code outside gsse) is counted as
-            :attr:`CloseReason.OTHER`, with the text as the detail.
+        Free text as ``reason`` (code outside gsse) counts as ``OTHER``.
         """
         if not self.closed:
             if not isinstance(reason, CloseReason):
@@ -231,18 +211,11 @@ class Stream:
         self.transport.release()
 
     # -- the buffer (filled only here) ----------------------------------------
-    def _put(self, payload: bytes, framed: bytes | None) -> None:
-        """Append one frame without blocking; the transport sends it later.
-
-        :param framed: ``payload`` already framed as an HTTP chunk, when one
-            framing is shared among many streams (:func:`broadcast`).
-        """
+    def _put(self, payload: bytes) -> None:
+        """Append one frame without blocking; the transport sends it later."""
         if self.closed:
             raise ClientDisconnected(f"stream closed: {self.close_text}")
-        if self.chunked:
-            data = framed if framed is not None else chunk(payload)
-        else:
-            data = payload
+        data = chunk(payload) if self.chunked else payload
         self.wrote = True
         STATS.writes += 1
         STATS.bytes += len(payload)
@@ -250,16 +223,20 @@ class Stream:
         if not buffer:
             # Nothing waits to be sent: the transport sends at the loop's next
             # turn, with whatever else is written before then (one syscall).
-            self.transport.wake()
+            self._wake()
         buffer += data
         size = len(data)
         if size > self.largest:
             self.largest = size
         self.written += size
-        size = len(buffer)
-        if size > CORK_BYTES and self.transport.corked:
+        if len(buffer) > CORK_BYTES or len(buffer) > self.buffer_size:
+            self._grew()
+
+    def _grew(self) -> None:
+        """Past the cork's size, send now; past the buffer's, the clock starts."""
+        if len(self.buffer) > CORK_BYTES and self.transport.corked:
             self.transport.uncork()
-        elif size > self.buffer_size:
+        elif len(self.buffer) > self.buffer_size:
             self._note_buffered()
 
     def put_posted(self, payload: bytes) -> None:
@@ -269,7 +246,7 @@ class Stream:
         found closed is marked :attr:`dropped` for the thread's next call.
         """
         try:
-            self._put(payload, None)
+            self._put(payload)
         except ClientDisconnected:
             self.dropped = True  # the thread's next call raises
         finally:
@@ -328,7 +305,7 @@ class Stream:
 
     # -- what the transport reports -------------------------------------------
     def _note_buffered(self) -> None:
-        """Bytes were left in the buffer: start the send-timeout clock if full."""
+        """Bytes were left in the buffer: the send-timeout clock starts if full."""
         if not self.full_since and len(self.buffer) > self.buffer_size:
             self.full_since = _monotonic()
             self._kernel_sent()
@@ -391,9 +368,27 @@ def broadcast(streams: Iterable[Stream], payload: bytes) -> None:
     streams are skipped.
     """
     framed = chunk(payload)
+    size = len(framed)
+    count = 0
     for stream in streams:
         if stream.closed:
             continue
-        stream._put(payload, framed)
+        if stream.chunked:
+            # Stream._put, inlined: this runs once per event and stream.
+            buffer = stream.buffer
+            if not buffer:
+                stream._wake()
+            buffer += framed
+            stream.wrote = True
+            stream.written += size
+            if size > stream.largest:
+                stream.largest = size
+            count += 1
+            if len(buffer) > CORK_BYTES or len(buffer) > stream.buffer_size:
+                stream._grew()
+        else:
+            stream._put(payload)
         if stream.full_since:
             stream._overflowed()
+    STATS.writes += count
+    STATS.bytes += count * len(payload)

@@ -9,6 +9,7 @@ and reports back to the stream (drained, progress, client gone).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,9 +29,14 @@ class Transport:
         #: Holding bytes for the cork's flush (see :mod:`.cork`).
         self.corked = False
 
-    def attach(self, stream: Stream) -> None:
-        """Serve ``stream`` from now on (called once, by the stream)."""
+    def attach(self, stream: Stream) -> Callable[[], object]:
+        """Serve ``stream`` from now on (called once, by the stream).
+
+        Returns what the stream calls each time its buffer gets its first
+        bytes since it was last empty (a bound call, as it runs per write).
+        """
         self.stream = stream
+        return self.wake
 
     def wake(self) -> None:
         """The stream's buffer got its first bytes since it was last empty."""

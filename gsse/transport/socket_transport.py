@@ -17,6 +17,8 @@ import os
 import struct
 import termios
 import time
+from collections.abc import Callable
+from functools import partial
 from socket import SO_ERROR
 from socket import SOL_SOCKET
 from socket import socket as RawSocket
@@ -83,14 +85,14 @@ class SocketTransport(Transport):
         #: Checks for a reset once the client has sent its end of file.
         self._probe: Any = None
 
-    def attach(self, stream: Stream) -> None:
+    def attach(self, stream: Stream) -> Callable[[], object]:
         super().attach(stream)
         self._reader.start(self._on_readable)
+        # Send at the loop's next turn, with whatever else is written to the
+        # stream before then (the cork marks it corked); one call per wake.
+        return partial(self._cork.add, self)
 
     def wake(self) -> None:
-        # Send at the loop's next turn, with whatever else this greenlet
-        # writes to the stream before then.
-        self.corked = True
         self._cork.add(self)
 
     def uncork(self) -> None:
