@@ -218,3 +218,24 @@ def test_a_writer_that_waits_times_out_with_the_send_timeout_reason() -> None:
         assert stream.close_reason is CloseReason.SEND_TIMEOUT
         # Memory stayed bounded: the writer waited instead of piling up.
         assert stream.pending == 0  # released with the socket
+
+
+def test_a_stream_that_ended_is_freed_without_the_cyclic_gc() -> None:
+    """Closing and aborting leave no Stream <-> transport cycle behind."""
+    import gc
+    import weakref
+
+    refs = []
+    gc.disable()
+    try:
+        with connections(2) as [(first, _), (second, _)]:
+            closed, aborted = open_stream(first), open_stream(second)
+            closed.send(encode_event("bye"))
+            closed.close()
+            aborted.abort(CloseReason.CLIENT_GONE)
+            gevent.sleep(0)
+            refs = [weakref.ref(closed), weakref.ref(aborted)]
+            del closed, aborted
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()

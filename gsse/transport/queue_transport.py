@@ -41,25 +41,28 @@ class QueueTransport(Transport):
         self._consumer = gevent.getcurrent()
         stream = self.stream
         assert stream is not None, "drain() before the stream was made"
-        while True:
-            buffer = stream.buffer
-            if buffer:
-                data = bytes(buffer)
-                buffer.clear()
-                stream._note_drained()
-                step = stream.buffer_size
-                if len(data) <= step:
-                    yield data
-                    continue
-                # In pieces, so each piece the host sends counts as progress.
-                for start in range(0, len(data), step):
-                    yield data[start : start + step]
-                    stream._progressed()
-            elif stream.closed:
-                return
-            else:
-                self._ready.clear()
-                self._ready.wait()
+        try:
+            while True:
+                buffer = stream.buffer
+                if buffer:
+                    data = bytes(buffer)
+                    buffer.clear()
+                    stream._note_drained()
+                    step = stream.buffer_size
+                    if len(data) <= step:
+                        yield data
+                        continue
+                    # In pieces, so each piece the host sends counts as progress.
+                    for start in range(0, len(data), step):
+                        yield data[start : start + step]
+                        stream._progressed()
+                elif stream.closed:
+                    return
+                else:
+                    self._ready.clear()
+                    self._ready.wait()
+        finally:
+            self.stream = None  # the stream keeps its transport, not the reverse
 
     def release(self) -> None:
         if self.stream is not None:

@@ -146,10 +146,13 @@ class SocketTransport(Transport):
 
     def _on_writable(self) -> None:
         stream = self.stream
-        assert stream is not None
+        if stream is None:
+            return  # released meanwhile
         if self._flush(stream):
             stream._progressed()  # the client took bytes
             return
+        if self._writer is None:
+            return  # the send failed: the stream was aborted and released
         self._writer.stop()
         if stream.closed:
             self.release()
@@ -162,8 +165,8 @@ class SocketTransport(Transport):
         except BlockingIOError:
             return
         except OSError as exc:
-            assert self.stream is not None
-            self.stream.abort(CloseReason.CLIENT_GONE, exc.strerror or str(exc))
+            if self.stream is not None:
+                self.stream.abort(CloseReason.CLIENT_GONE, exc.strerror or str(exc))
             return
         if not data:
             self._on_eof()
@@ -178,7 +181,8 @@ class SocketTransport(Transport):
         timer; a write after the reset fails and aborts the stream as well.
         """
         stream = self.stream
-        assert stream is not None
+        if stream is None:
+            return  # released meanwhile
         logger.debug(
             "stream %d %s: the client closed its side; checking it still reads",
             stream.stream_id,
@@ -202,7 +206,8 @@ class SocketTransport(Transport):
         if not error:
             return
         stream = self.stream
-        assert stream is not None
+        if stream is None:
+            return  # released meanwhile
         logger.debug(
             "stream %d %s: the client went away (%s)",
             stream.stream_id,
@@ -228,6 +233,9 @@ class SocketTransport(Transport):
         self._reader = self._writer = None
         if self.stream is not None:
             self.stream.buffer = bytearray()
+            # The stream keeps its transport; this side lets go, so a stream
+            # that ended is freed at once, not by the cyclic GC.
+            self.stream = None
         raw = self._raw
         try:
             # Read what the client sent so closing does not turn into a reset.
