@@ -3,9 +3,9 @@
 One greenlet per registry ticks while streams are open (each tick is
 :meth:`gsse.streams.Stream.keep_alive`), instead of a timer per stream: a
 tick costs a few attribute reads per stream, and an idle stream then holds
-no timer, greenlet or closure of its own. A stream gets a
-ping once it has written nothing for ``ping`` seconds (measured in ticks, so
-up to one tick later).
+no timer, greenlet or closure of its own. A stream gets a ping once it has
+written nothing for ``ping`` seconds (measured in ticks, so up to one tick
+later).
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ and a raise writes nothing), then hands whole events to the stream's owner,
 a :class:`~gsse.streams.Stream`: :meth:`~gsse.streams.Stream.send` in the
 event loop's thread (it waits while the client is behind), and
 :func:`gsse.bridge.send_from_thread` from a thread-pool thread (handed to
-the loop), so every method is safe from
-any greenlet or thread.
+the loop), so every method is safe from any greenlet or thread.
 """
 
 from __future__ import annotations
