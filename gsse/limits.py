@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from .transport import Transport
+from .streams import Stream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -152,13 +152,13 @@ class StreamCounts:
         """Open streams from client address ``ip``."""
         return self.per_ip.get(ip, 0)
 
-    def track(self, transport: Transport, environ: WSGIEnvironment) -> None:
-        """Count ``transport`` until it closes."""
+    def track(self, stream: Stream, environ: WSGIEnvironment) -> None:
+        """Count ``stream`` until it closes."""
         ip = str(environ.get("REMOTE_ADDR", ""))
         self.total += 1
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
 
-        def release(_: Transport) -> None:
+        def release(_: Stream) -> None:
             self.total -= 1
             left = self.per_ip.get(ip, 1) - 1
             if left > 0:
@@ -166,7 +166,7 @@ class StreamCounts:
             else:
                 self.per_ip.pop(ip, None)
 
-        transport.on_close(release)
+        stream.on_close(release)
 
 
 class Limiter:

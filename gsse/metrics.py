@@ -51,7 +51,7 @@ class Stats:
         #: Streams opened since start; open streams are opened - closed.
         self.streams_opened = 0
         self.streams_closed = 0
-        #: Writes handed to stream transports (events, comments, pings).
+        #: Writes handed to streams (events, comments, pings).
         self.writes = 0
         self.bytes = 0
         self.pings = 0

@@ -56,7 +56,7 @@ from .settings import check_seconds
 from .stream import ADMISSION_KEY
 from .stream import REGISTRY_KEY
 from .stream import REQUEST_ENVIRON
-from .transport import Transport
+from .streams import Stream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -214,9 +214,9 @@ class SSEMiddleware:
                 ", ".join(self._unused_under_server),
             )
 
-    def _count_mine(self, transport: Transport, environ: WSGIEnvironment) -> None:
+    def _count_mine(self, stream: Stream, environ: WSGIEnvironment) -> None:
         if self in environ.get(MIDDLEWARES_KEY, ()):
-            self.counts.track(transport, environ)
+            self.counts.track(stream, environ)
 
     def admit(self, environ: WSGIEnvironment) -> Response | None:
         """``None`` to let a stream start, or the refusal to send instead."""

@@ -5,6 +5,7 @@ is an :class:`SSEBody`. What happens next depends on the host:
 
 - Under the gsse server, the connection's handler sees the body, flushes the
   headers and the first chunk to the socket, hands the socket to a
+  :class:`~gsse.streams.Stream` over a
   :class:`~gsse.transport.SocketTransport`, starts the callback in a new
   greenlet and ends (one greenlet per stream while the callback runs, none
   once it returns or when the stream is a channel subscription).
@@ -47,9 +48,9 @@ from .registry import StreamRegistry
 from .registry import default_registry
 from .settings import ResolvedSettings
 from .settings import StreamSettings
+from .streams import Stream
 from .transport import QueueTransport
 from .transport import SocketTransport
-from .transport import Transport
 from .wire import encode_retry
 from .writer import SSEWriter
 
@@ -164,7 +165,7 @@ class SSEBody:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("callback", "blocking", "retry", "settings", "environ", "_transport")
+    __slots__ = ("callback", "blocking", "retry", "settings", "environ", "_stream")
 
     def __init__(
         self,
@@ -180,7 +181,7 @@ class SSEBody:
         self.retry = retry
         self.settings = settings or StreamSettings()
         self.environ: WSGIEnvironment | None = None
-        self._transport: Transport | None = None
+        self._stream: Stream | None = None
 
     def preamble(self) -> bytes:
         """The first chunk, which carries the headers out with it."""
@@ -194,10 +195,10 @@ class SSEBody:
         settings = self.settings.over(StreamSettings.from_environ(environ)).resolved()
         return registry, settings, header_text(environ.get("HTTP_LAST_EVENT_ID"))
 
-    def _open(self, transport: Transport) -> SSEWriter:
+    def _open(self, stream: Stream) -> SSEWriter:
         registry, _, last_event_id = self._context()
-        registry.add(transport, self.environ)
-        return SSEWriter(transport, registry, last_event_id)
+        registry.add(stream, self.environ)
+        return SSEWriter(stream, registry, last_event_id)
 
     def _start(self, writer: SSEWriter) -> None:
         if self.blocking:
@@ -211,7 +212,7 @@ class SSEBody:
         else:
             run_callback(self.callback, writer)
 
-    def serve_socket(self, sock: Any, chunked: bool) -> Transport:
+    def serve_socket(self, sock: Any, chunked: bool) -> Stream:
         """The fast path: the headers are out; stream straight to ``sock``.
 
         Returns at once. The callback runs in a new greenlet whose stack
@@ -219,29 +220,29 @@ class SSEBody:
         ends, and with it pywsgi's handler, its read buffer and the request:
         an idle callback stream holds less than half the memory it did when
         the callback ran in the connection's greenlet (bench/RESULTS.md).
-        Returns the stream's transport (the access log waits for its end).
+        Returns the stream (the access log waits for its end).
         """
         registry, settings, last_event_id = self._context()
-        transport = SocketTransport(sock, chunked, settings, registry.corks)
-        registry.add(transport, self.environ)
-        writer = SSEWriter(transport, registry, last_event_id)
+        stream = Stream(SocketTransport(sock, chunked, registry.corks), settings)
+        registry.add(stream, self.environ)
+        writer = SSEWriter(stream, registry, last_event_id)
         if self.blocking:
             self._start(writer)  # hands it to the pool: returns at once
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
-        return transport
+        return stream
 
     def __iter__(self) -> Iterator[bytes]:
         if REGISTRY_KEY not in (self.environ or {}):
             _warn_no_middleware(self.environ)
-        transport = QueueTransport(self._context()[1])
-        self._transport = transport
-        return self._iterate(transport)
+        transport = QueueTransport()
+        self._stream = Stream(transport, self._context()[1])
+        return self._iterate(self._stream, transport)
 
-    def _iterate(self, transport: QueueTransport) -> Iterator[bytes]:
+    def _iterate(self, stream: Stream, transport: QueueTransport) -> Iterator[bytes]:
         yield self.preamble()
         # The host has written the headers and the first chunk by now.
-        writer = self._open(transport)
+        writer = self._open(stream)
         if self.blocking:
             self._start(writer)
         else:
@@ -250,14 +251,14 @@ class SSEBody:
         try:
             yield from transport.drain()
         finally:
-            if not transport.closed:
-                transport.abort(CloseReason.CLIENT_GONE)
+            if not stream.closed:
+                stream.abort(CloseReason.CLIENT_GONE)
 
     def close(self) -> None:
         """Called by WSGI hosts when the response ends (PEP 3333)."""
-        transport, self._transport = self._transport, None
-        if transport is not None and not transport.closed:
-            transport.abort(CloseReason.CLIENT_GONE)
+        stream, self._stream = self._stream, None
+        if stream is not None and not stream.closed:
+            stream.abort(CloseReason.CLIENT_GONE)
 
 
 class SSEResponse(Response):
