@@ -1,10 +1,16 @@
 """What the server counts, and how Prometheus reads it.
 
-The hot path only bumps plain ``int`` attributes of one process-wide
-:data:`STATS` object: a write costs two integer additions, never a call into
-``prometheus_client``. A custom collector turns those numbers into metric
-families when Prometheus scrapes, so ``prometheus_client`` (the optional
-extra ``gsse[metrics]``) is imported only by :func:`metrics_app` and
+The hot path only bumps plain ``int`` attributes: each host (a server, or a
+middleware serving on a foreign host) has its own :class:`Stats`, whose
+numbers also add up in the process-wide :data:`STATS`; a write costs four
+integer additions, never a call into ``prometheus_client``. Two servers in
+one process count apart (``Server(metrics_path=...)`` shows its own), while
+:data:`STATS` and :func:`metrics_app` show the whole process. Broker, auth
+and watchdog numbers are process-wide only (a broker serves every host).
+
+A custom collector turns those numbers into metric families when
+Prometheus scrapes, so ``prometheus_client`` (the optional extra
+``gsse[metrics]``) is imported only by :func:`metrics_app` and
 :func:`register`, and gsse runs without it.
 
 Counters are per process, like every Prometheus client: with ``--workers``
@@ -46,7 +52,9 @@ class Stats:
     .. versionadded:: 0.1
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Stats | None = None) -> None:
+        #: The process-wide totals these numbers also add to (``None``: none).
+        self.parent = parent
         self.started = time.time()
         #: Streams opened since start; open streams are opened - closed.
         self.streams_opened = 0
@@ -72,14 +80,42 @@ class Stats:
     def open_streams(self) -> int:
         return self.streams_opened - self.streams_closed
 
+    def stream_opened(self) -> None:
+        self.streams_opened += 1
+        if self.parent is not None:
+            self.parent.stream_opened()
+
+    def wrote(self, size: int) -> None:
+        """A write of ``size`` bytes handed to a stream's connection."""
+        self.writes += 1
+        self.bytes += size
+        parent = self.parent
+        if parent is not None:
+            parent.writes += 1
+            parent.bytes += size
+
+    def pinged(self) -> None:
+        self.pings += 1
+        if self.parent is not None:
+            self.parent.pings += 1
+
+    def callback_failed(self) -> None:
+        self.callback_errors += 1
+        if self.parent is not None:
+            self.parent.callback_errors += 1
+
     def stream_closed(self, reason: CloseReason) -> None:
         self.streams_closed += 1
         self.closes[reason] = self.closes.get(reason, 0) + 1
         cause = reason.cause
         self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
+        if self.parent is not None:
+            self.parent.stream_closed(reason)
 
     def reject(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
+        if self.parent is not None:
+            self.parent.reject(status)
 
     def snapshot(self) -> dict[str, Any]:
         """All numbers as a plain dict (for logs, tests and the soak report)."""
@@ -101,8 +137,18 @@ class Stats:
         }
 
 
-#: The process-wide numbers every part of gsse bumps.
+#: The whole process: every host's numbers add up here, and the broker,
+#: auth and watchdog numbers, which belong to no one host, live only here.
 STATS = Stats()
+
+#: The fields of :class:`Stats` that belong to the process, not to a host.
+PROCESS_FIELDS = (
+    "loop_blocks",
+    "loop_blocked_seconds",
+    "broker_errors",
+    "broker_lag",
+    "auth_denied",
+)
 
 
 class _Collector:
@@ -110,6 +156,14 @@ class _Collector:
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
+
+    def _process(self, name: str) -> float:
+        """A process-wide number (:data:`PROCESS_FIELDS`), whatever the host."""
+        root = self.stats
+        while root.parent is not None:
+            root = root.parent
+        value: float = getattr(root, name)
+        return value
 
     def describe(self) -> list[Any]:
         return []
@@ -157,24 +211,40 @@ class _Collector:
         for status, count in sorted(s.rejected.items()):
             rejected.add_metric([str(status)], count)
         yield rejected
-        yield counter("auth_denied", "Streams refused by an auth hook.", s.auth_denied)
-        yield counter("loop_blocks", "Times the event loop was blocked.", s.loop_blocks)
+        process = self._process
+        yield counter(
+            "auth_denied", "Streams refused by an auth hook.", process("auth_denied")
+        )
+        yield counter(
+            "loop_blocks", "Times the event loop was blocked.", process("loop_blocks")
+        )
         yield counter(
             "loop_blocked_seconds",
             "Seconds the event loop spent blocked.",
-            s.loop_blocked_seconds,
+            process("loop_blocked_seconds"),
         )
         yield counter(
-            "broker_errors", "Broker operations that failed.", s.broker_errors
+            "broker_errors", "Broker operations that failed.", process("broker_errors")
         )
         yield gauge(
             "broker_lag_seconds",
             "Seconds from publish to delivery, last seen.",
-            s.broker_lag,
+            process("broker_lag"),
         )
 
 
 _registered: dict[int, _Collector] = {}
+
+
+def _prometheus() -> Any:
+    """``prometheus_client``, or an ImportError that says what to install."""
+    try:
+        import prometheus_client
+    except ImportError:
+        raise ImportError(
+            "gsse metrics need prometheus_client: pip install 'gsse[metrics]'"
+        ) from None
+    return prometheus_client
 
 
 def register(registry: Any = None) -> None:
@@ -185,12 +255,7 @@ def register(registry: Any = None) -> None:
     :raises ImportError: ``prometheus_client`` is not installed; install
         ``gsse[metrics]``.
     """
-    try:
-        import prometheus_client
-    except ImportError:
-        raise ImportError(
-            "gsse metrics need prometheus_client: pip install 'gsse[metrics]'"
-        ) from None
+    prometheus_client = _prometheus()
     target = prometheus_client.REGISTRY if registry is None else registry
     if id(target) not in _registered:
         collector = _Collector(STATS)
@@ -198,8 +263,15 @@ def register(registry: Any = None) -> None:
         _registered[id(target)] = collector
 
 
-def metrics_app(registry: Any = None) -> WSGIApplication:
+def metrics_app(registry: Any = None, stats: Stats | None = None) -> WSGIApplication:
     """A WSGI app that serves the metrics in Prometheus' text format.
+
+    :param registry: a ``prometheus_client.CollectorRegistry`` to serve (gsse's
+        collector is added to it); the default is ``prometheus_client.REGISTRY``,
+        whose gsse numbers are the whole process' (:data:`STATS`).
+    :param stats: serve these numbers alone, on a registry of their own (what
+        ``Server(metrics_path=...)`` does with its host's); ``registry`` must
+        then be ``None``.
 
     Mount it on any path, e.g. with werkzeug's ``DispatcherMiddleware`` or
     ``Server(app, metrics_path="/metrics")``. It answers anyone: the counts
@@ -209,10 +281,16 @@ def metrics_app(registry: Any = None) -> WSGIApplication:
 
     .. versionadded:: 0.1
     """
-    register(registry)
-    import prometheus_client
-
-    target = prometheus_client.REGISTRY if registry is None else registry
+    if stats is not None:
+        if registry is not None:
+            raise TypeError("metrics_app() takes registry or stats, not both")
+        prometheus_client = _prometheus()
+        target = prometheus_client.CollectorRegistry(auto_describe=False)
+        target.register(_Collector(stats))
+    else:
+        register(registry)
+        prometheus_client = _prometheus()
+        target = prometheus_client.REGISTRY if registry is None else registry
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body = prometheus_client.generate_latest(target)

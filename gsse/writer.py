@@ -19,6 +19,7 @@ from gevent.monkey import get_original
 from . import bridge
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
+from .metrics import Stats
 from .registry import StreamRegistry
 from .transport import Transport
 from .wire import encode_comment
@@ -232,3 +233,8 @@ def _warn_dropped(transport: Transport, owner: str) -> None:
         owner,
         extra=transport.log_context,
     )
+
+
+def stats_of(writer: SSEWriter) -> Stats:
+    """The numbers of the host that serves ``writer``'s stream."""
+    return writer._transport.stats

@@ -18,7 +18,7 @@ from gevent.monkey import get_original
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import STATS
+from ..metrics import Stats
 from ..settings import ResolvedSettings
 from ..wire import PING
 
@@ -71,6 +71,7 @@ class Transport:
     """What both transports share: state, limits, keep-alive, close hooks."""
 
     __slots__ = (
+        "stats",
         "closed",
         "close_reason",
         "close_detail",
@@ -93,7 +94,10 @@ class Transport:
         "__weakref__",
     )
 
-    def __init__(self, settings: ResolvedSettings) -> None:
+    def __init__(self, settings: ResolvedSettings, stats: Stats | None = None) -> None:
+        #: Where this stream is counted: its host's numbers (a stream made
+        #: alone, as in a unit test, counts in numbers of its own).
+        self.stats = stats if stats is not None else Stats()
         self.closed = False
         #: Why the stream ended (``None`` while open), and what varies beside
         #: the reason (an error's text), for the log only.
@@ -127,7 +131,7 @@ class Transport:
         #: Set by a pool thread that writes here (see :mod:`gsse.bridge`);
         #: the loop wakes it when the stream drains or ends.
         self.thread_waiter: ThreadWaiter | None = None
-        STATS.streams_opened += 1
+        self.stats.stream_opened()
 
     @property
     def close_text(self) -> str:
@@ -228,7 +232,7 @@ class Transport:
         elif now >= self.ping_at:
             try:
                 self.write(PING)
-                STATS.pings += 1
+                self.stats.pinged()
             except ClientDisconnected:
                 pass
 
@@ -289,7 +293,7 @@ class Transport:
         self.closed = True
         self.close_reason = reason
         self.close_detail = detail
-        STATS.stream_closed(reason)
+        self.stats.stream_closed(reason)
         if self._drained is not None:
             self._drained.set()
         if self.thread_waiter is not None:

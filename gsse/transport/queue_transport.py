@@ -15,7 +15,7 @@ from gevent.event import Event as GeventEvent
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import STATS
+from ..metrics import Stats
 from ..settings import ResolvedSettings
 from .base import Transport
 
@@ -32,8 +32,8 @@ class QueueTransport(Transport):
 
     __slots__ = ("_queue", "_size", "_ready", "_consumer")
 
-    def __init__(self, settings: ResolvedSettings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: ResolvedSettings, stats: Stats | None = None) -> None:
+        super().__init__(settings, stats)
         self._queue: deque[bytes] = deque()
         self._size = 0
         self._ready = GeventEvent()
@@ -47,8 +47,7 @@ class QueueTransport(Transport):
         if self.closed:
             raise ClientDisconnected(f"stream closed: {self.close_text}")
         self.wrote = True
-        STATS.writes += 1
-        STATS.bytes += len(payload)
+        self.stats.wrote(len(payload))
         self._queue.append(payload)
         self._size += len(payload)
         if len(payload) > self.largest:

@@ -27,7 +27,7 @@ from ..chunked import LAST_CHUNK
 from ..chunked import chunk
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import STATS
+from ..metrics import Stats
 from ..settings import ResolvedSettings
 from ..wire import PING
 from .base import Transport
@@ -76,8 +76,9 @@ class SocketTransport(Transport):
         chunked: bool,
         settings: ResolvedSettings,
         corks: Corks | None = None,
+        stats: Stats | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, stats)
         # The stdlib socket under gevent's wrapper is already non-blocking;
         # using it directly saves the wrapper's per-call overhead.
         raw: RawSocket = getattr(sock, "_sock", sock)
@@ -111,8 +112,7 @@ class SocketTransport(Transport):
         else:
             data = payload
         self.wrote = True
-        STATS.writes += 1
-        STATS.bytes += len(payload)
+        self.stats.wrote(len(payload))
         buffer = self._buffer
         if not buffer:
             # Nothing waits to be sent: send at the loop's next turn, with
