@@ -60,11 +60,9 @@ logger = logging.getLogger(__name__)
 PREAMBLE = b": ok\n\n"
 
 #: The request being handled, set by :class:`~gsse.SSEMiddleware` around the
-#: app: not a way to find the host (that is the environ's
-#: :data:`~gsse.host.HOST_KEY`) but to find the request. :func:`stream`
-#: needs it when it is called, not when the response is sent: Flask turns
-#: any werkzeug response into its own class, so no method of ours runs
-#: between the view and the headers.
+#: app (its host is under :data:`~gsse.host.HOST_KEY`). :func:`stream` needs
+#: it when called, not when the response is sent: Flask turns any werkzeug
+#: response into its own class, so no method of ours runs before headers.
 REQUEST_ENVIRON: ContextVar[WSGIEnvironment | None] = ContextVar(
     "gsse_request_environ", default=None
 )

@@ -18,6 +18,7 @@ from gevent.monkey import get_original
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
+from ..metrics import STATS
 from ..metrics import Stats
 from ..settings import ResolvedSettings
 from ..wire import PING
@@ -96,8 +97,8 @@ class Transport:
 
     def __init__(self, settings: ResolvedSettings, stats: Stats | None = None) -> None:
         #: Where this stream is counted: its host's numbers (a stream made
-        #: alone, as in a unit test, counts in numbers of its own).
-        self.stats = stats if stats is not None else Stats()
+        #: alone, as in a unit test, counts in the process' totals only).
+        self.stats = stats if stats is not None else Stats(parent=STATS)
         self.closed = False
         #: Why the stream ended (``None`` while open), and what varies beside
         #: the reason (an error's text), for the log only.
