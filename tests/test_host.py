@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -224,3 +228,59 @@ def test_a_host_view_is_never_changed_by_a_layer() -> None:
     assert isinstance(layered, HostView) and layered.host is host
     assert (view.settings.ping, view.settings.send_timeout) == (3, None)
     assert (layered.settings.ping, layered.settings.send_timeout) == (3, 4)
+
+
+ALONE_SCRIPT = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import json, socket, sys
+    from flask import Flask
+    from gevent.pywsgi import WSGIServer
+    import gsse
+    from tests.helpers import wait_until
+
+    flask_app = Flask(__name__)
+    seen = []
+
+    def hello(writer):
+        seen.append(sys.getswitchinterval())  # in a pool thread
+        with writer:
+            writer.send_event("hello")
+
+    @flask_app.get("/events")
+    def events():
+        return gsse.stream(hello, blocking=True)
+
+    server = WSGIServer(("127.0.0.1", 0), flask_app, log=None)
+    server.start()
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", server.server_port)) as sock:
+            sock.settimeout(30)
+            sock.sendall(b"GET /events HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            data = b""
+            while not data.endswith(b"0\\r\\n\\r\\n"):
+                piece = sock.recv(4096)
+                if not piece:
+                    break
+                data += piece
+        assert b"data: hello" in data, data
+        # The stream's own host ended with it and put the interval back.
+        assert wait_until(lambda: sys.getswitchinterval() == 0.005, timeout=10)
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_a_stream_without_a_host_gets_one_that_ends_with_it() -> None:
+    """A bare Flask app on pywsgi: each blocking stream's host is its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", ALONE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    # Lowered while each stream's thread ran, put back after each.
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0.001, 0.001]
