@@ -212,10 +212,11 @@ class SSEMiddleware:
         self._joined.add(host)
         if self._unused_under_server:
             logger.warning(
-                "SSEMiddleware runs under the gsse server, whose thread pool and"
-                " shutdown serve the streams; %s given to the middleware do not"
-                " apply (gsse run --threads/--thread-queue/--graceful-timeout"
-                " set them)",
+                "SSEMiddleware serves under another host (the gsse server,"
+                " or the gsse.gunicorn hook's), whose thread pool and shutdown"
+                " serve the streams; %s given to the middleware do not apply"
+                " (gsse run --threads/--thread-queue/--graceful-timeout set"
+                " them)",
                 ", ".join(self._unused_under_server),
             )
 
