@@ -44,6 +44,7 @@ from .options import reject_unknown
 from .pool import BlockingPool
 from .registry import StreamRegistry
 from .settings import StreamSettings
+from .settings import check_seconds
 from .stream import REQUEST_ENVIRON
 from .transport import Transport
 
@@ -173,6 +174,12 @@ class SSEMiddleware:
     def graceful_timeout(self) -> float:
         """Seconds this middleware's own host gives streams at shutdown."""
         return self.hosting.graceful_timeout
+
+    @graceful_timeout.setter
+    def graceful_timeout(self, seconds: float) -> None:
+        self.hosting.graceful_timeout = (
+            check_seconds("graceful_timeout", seconds) or 0.0
+        )
 
     @property
     def registry(self) -> StreamRegistry:

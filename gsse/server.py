@@ -57,6 +57,7 @@ from .options import reject_unknown
 from .pool import BlockingPool
 from .registry import StreamRegistry
 from .settings import StreamSettings
+from .settings import check_seconds
 from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
 from .threaded import ThreadedHandlers
@@ -212,6 +213,12 @@ class Server:
     def graceful_timeout(self) -> float:
         """Seconds open streams get to finish at shutdown."""
         return self.hosting.graceful_timeout
+
+    @graceful_timeout.setter
+    def graceful_timeout(self, seconds: float) -> None:
+        self.hosting.graceful_timeout = (
+            check_seconds("graceful_timeout", seconds) or 0.0
+        )
 
     @property
     def registry(self) -> StreamRegistry:

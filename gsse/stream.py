@@ -192,7 +192,7 @@ class SSEBody:
     def _own_host(self) -> Host:
         """A host of this stream's own, where nothing serves one (see gsse.host)."""
         if self._host is None:
-            self._host = Host(threads=1, owner=self)
+            self._host = Host(threads=1)
         return self._host
 
     def _open(self, transport: Transport, host: Host, view: HostView) -> SSEWriter:
