@@ -41,12 +41,13 @@ from .limits import Limiter
 from .limits import Limits
 from .limits import error_response
 from .logsafe import escape
-from .metrics import STATS
-from .metrics import Stats
 from .pywsgi_glue import MAX_REQUEST_LINE
 from .pywsgi_glue import PywsgiHandler
 from .pywsgi_glue import chunked_like
 from .pywsgi_glue import header_message
+from .stats import STATS
+from .stats import ProcessStats
+from .stats import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class RequestHandler(PywsgiHandler):
 
     # -- client errors -----------------------------------------------------
 
-    def _stats(self) -> Stats:
+    def _stats(self) -> Stats | ProcessStats:
         """Where this server counts refusals (its host's numbers)."""
         limiter: Limiter | None = getattr(self.server, "limiter", None)
         return limiter.stats if limiter is not None else STATS

@@ -42,13 +42,12 @@ from typing import Protocol
 import gevent
 
 from .config import DEFAULT_GRACEFUL_TIMEOUT
-from .metrics import STATS
-from .metrics import Stats
 from .pool import DEFAULT_THREADS
 from .pool import BlockingPool
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
+from .stats import STATS
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -157,8 +156,8 @@ class Host:
         self.settings = settings or StreamSettings()
         timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.graceful_timeout: float = timeout or 0.0
-        #: This host's numbers; they add up in :data:`gsse.metrics.STATS`.
-        self.stats = Stats(parent=STATS)
+        #: This host's numbers; they add up in :data:`gsse.stats.STATS`.
+        self.stats = STATS.counted(self)
         self.registry = StreamRegistry()
         self.pool = BlockingPool(
             DEFAULT_THREADS if threads is None else threads,

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from .metrics import STATS
-from .metrics import Stats
+from .stats import STATS
+from .stats import Stats
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class Limiter:
         self.limits = limits
         self.registry = registry
         #: Where refusals are counted (the server's host's numbers).
-        self.stats = STATS if stats is None else stats
+        self.stats = STATS.counted(self) if stats is None else stats
         #: Connections in a handler (streams handed off count in the registry).
         self.connections = 0
         self.streams = StreamCounts()

@@ -1,10 +1,9 @@
 """What the server counts, and how Prometheus reads it.
 
-The hot path only bumps plain ``int`` attributes: each host (a server, or a
-middleware serving on a foreign host) has its own :class:`Stats`, whose
-numbers also add up in the process-wide :data:`STATS`; a write costs four
-integer additions, never a call into ``prometheus_client``. Two servers in
-one process count apart (``Server(metrics_path=...)`` shows its own), while
+The hot path only bumps plain ``int`` slots of its host's
+:class:`~gsse.stats.Stats` (:mod:`gsse.stats`): a write costs two integer
+additions, never a call into ``prometheus_client``. Two servers in one
+process count apart (``Server(metrics_path=...)`` shows its own), while
 :data:`STATS` and :func:`metrics_app` show the whole process. Broker, auth
 and watchdog numbers are process-wide only (a broker serves every host).
 
@@ -19,13 +18,15 @@ each worker is scraped (or aggregated) separately.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
 from .exceptions import CloseReason
+from .stats import STATS as STATS
+from .stats import ProcessStats
+from .stats import Stats as Stats
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -46,123 +47,15 @@ def cause_of(reason: CloseReason | str) -> str:
 _CAUSES: dict[str, str] = {reason.value: reason.cause for reason in CloseReason}
 
 
-class Stats:
-    """Plain counters and gauges, bumped on the hot path, read at scrape time.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, parent: Stats | None = None) -> None:
-        #: The process-wide totals these numbers also add to (``None``: none).
-        self.parent = parent
-        self.started = time.time()
-        #: Streams opened since start; open streams are opened - closed.
-        self.streams_opened = 0
-        self.streams_closed = 0
-        #: Writes handed to stream transports (events, comments, pings).
-        self.writes = 0
-        self.bytes = 0
-        self.pings = 0
-        #: Streams ended, by :attr:`CloseReason.cause` and by reason.
-        self.disconnects: dict[str, int] = {}
-        self.closes: dict[CloseReason, int] = {}
-        self.callback_errors = 0
-        #: Requests refused by a limit, by status code.
-        self.rejected: dict[int, int] = {}
-        self.loop_blocks = 0
-        self.loop_blocked_seconds = 0.0
-        self.broker_errors = 0
-        #: Seconds between a broker publish and its delivery, last seen.
-        self.broker_lag = 0.0
-        self.auth_denied = 0
-
-    @property
-    def open_streams(self) -> int:
-        return self.streams_opened - self.streams_closed
-
-    def stream_opened(self) -> None:
-        self.streams_opened += 1
-        if self.parent is not None:
-            self.parent.stream_opened()
-
-    def wrote(self, size: int) -> None:
-        """A write of ``size`` bytes handed to a stream's connection."""
-        self.writes += 1
-        self.bytes += size
-        parent = self.parent
-        if parent is not None:
-            parent.writes += 1
-            parent.bytes += size
-
-    def pinged(self) -> None:
-        self.pings += 1
-        if self.parent is not None:
-            self.parent.pings += 1
-
-    def callback_failed(self) -> None:
-        self.callback_errors += 1
-        if self.parent is not None:
-            self.parent.callback_errors += 1
-
-    def stream_closed(self, reason: CloseReason) -> None:
-        self.streams_closed += 1
-        self.closes[reason] = self.closes.get(reason, 0) + 1
-        cause = reason.cause
-        self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
-        if self.parent is not None:
-            self.parent.stream_closed(reason)
-
-    def reject(self, status: int) -> None:
-        self.rejected[status] = self.rejected.get(status, 0) + 1
-        if self.parent is not None:
-            self.parent.reject(status)
-
-    def snapshot(self) -> dict[str, Any]:
-        """All numbers as a plain dict (for logs, tests and the soak report)."""
-        return {
-            "open_streams": self.open_streams,
-            "streams_opened": self.streams_opened,
-            "writes": self.writes,
-            "bytes": self.bytes,
-            "pings": self.pings,
-            "disconnects": dict(self.disconnects),
-            "closes": {reason.value: n for reason, n in self.closes.items()},
-            "send_timeouts": self.disconnects.get("send_timeout", 0),
-            "callback_errors": self.callback_errors,
-            "rejected": dict(self.rejected),
-            "loop_blocks": self.loop_blocks,
-            "broker_errors": self.broker_errors,
-            "broker_lag": self.broker_lag,
-            "auth_denied": self.auth_denied,
-        }
-
-
-#: The whole process: every host's numbers add up here, and the broker,
-#: auth and watchdog numbers, which belong to no one host, live only here.
-STATS = Stats()
-
-#: The fields of :class:`Stats` that belong to the process, not to a host.
-PROCESS_FIELDS = (
-    "loop_blocks",
-    "loop_blocked_seconds",
-    "broker_errors",
-    "broker_lag",
-    "auth_denied",
-)
-
-
 class _Collector:
     """A ``prometheus_client`` collector that reads :data:`STATS` when scraped."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats | ProcessStats) -> None:
         self.stats = stats
 
     def _process(self, name: str) -> float:
-        """A process-wide number (:data:`PROCESS_FIELDS`), whatever the host."""
-        root = self.stats
-        while root.parent is not None:
-            root = root.parent
-        value: float = getattr(root, name)
+        """A process-wide number (a broker's, say), whatever the host."""
+        value: float = getattr(STATS, name)
         return value
 
     def describe(self) -> list[Any]:
@@ -172,7 +65,7 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily
         from prometheus_client.core import GaugeMetricFamily
 
-        s = self.stats
+        s = self.stats.total() if isinstance(self.stats, ProcessStats) else self.stats
 
         def counter(name: str, doc: str, value: float) -> Any:
             return CounterMetricFamily(f"gsse_{name}", doc, value=value)

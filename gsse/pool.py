@@ -34,8 +34,8 @@ from gevent.lock import Semaphore
 from gevent.monkey import get_original
 from gevent.threadpool import ThreadPool
 
-from .metrics import STATS
-from .metrics import Stats
+from .stats import STATS
+from .stats import Stats
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ class BlockingPool:
         :data:`QUEUE_PER_THREAD` per thread.
     :param retry_after: the ``Retry-After`` seconds of a refusal.
     :param stats: where refusals are counted (the host's numbers); ``None``:
-        the process-wide :data:`~gsse.metrics.STATS`.
+        numbers of its own.
 
     .. versionadded:: 0.1
     """
@@ -157,7 +157,7 @@ class BlockingPool:
             )
         self.size = size
         self.max_queue = max_queue
-        self.stats = STATS if stats is None else stats
+        self.stats = STATS.counted(self) if stats is None else stats
         self.retry_after = retry_after
         self._pool: ThreadPool | None = None
         #: Free threads, handed out in arrival order (FIFO).

@@ -19,8 +19,8 @@ from gevent.monkey import get_original
 from . import bridge
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
-from .metrics import Stats
 from .registry import StreamRegistry
+from .stats import Stats
 from .transport import Transport
 from .wire import encode_comment
 from .wire import encode_event

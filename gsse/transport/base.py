@@ -18,9 +18,9 @@ from gevent.monkey import get_original
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import STATS
-from ..metrics import Stats
 from ..settings import ResolvedSettings
+from ..stats import STATS
+from ..stats import Stats
 from ..wire import PING
 
 #: The name docs/operations.md gives for stream ends, whichever module logs.
@@ -97,8 +97,8 @@ class Transport:
 
     def __init__(self, settings: ResolvedSettings, stats: Stats | None = None) -> None:
         #: Where this stream is counted: its host's numbers (a stream made
-        #: alone, as in a unit test, counts in the process' totals only).
-        self.stats = stats if stats is not None else Stats(parent=STATS)
+        #: alone, as in a unit test, counts as a host of its own).
+        self.stats = stats if stats is not None else STATS.counted(self)
         self.closed = False
         #: Why the stream ended (``None`` while open), and what varies beside
         #: the reason (an error's text), for the log only.
@@ -132,7 +132,7 @@ class Transport:
         #: Set by a pool thread that writes here (see :mod:`gsse.bridge`);
         #: the loop wakes it when the stream drains or ends.
         self.thread_waiter: ThreadWaiter | None = None
-        self.stats.stream_opened()
+        self.stats.streams_opened += 1
 
     @property
     def close_text(self) -> str:
@@ -233,7 +233,7 @@ class Transport:
         elif now >= self.ping_at:
             try:
                 self.write(PING)
-                self.stats.pinged()
+                self.stats.pings += 1
             except ClientDisconnected:
                 pass
 

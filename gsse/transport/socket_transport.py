@@ -27,8 +27,8 @@ from ..chunked import LAST_CHUNK
 from ..chunked import chunk
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import Stats
 from ..settings import ResolvedSettings
+from ..stats import Stats
 from ..wire import PING
 from .base import Transport
 from .cork import CORK_BYTES
@@ -112,7 +112,9 @@ class SocketTransport(Transport):
         else:
             data = payload
         self.wrote = True
-        self.stats.wrote(len(payload))
+        stats = self.stats
+        stats.writes += 1
+        stats.bytes += len(payload)
         buffer = self._buffer
         if not buffer:
             # Nothing waits to be sent: send at the loop's next turn, with
