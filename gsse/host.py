@@ -42,6 +42,7 @@ from typing import Protocol
 import gevent
 
 from .config import DEFAULT_GRACEFUL_TIMEOUT
+from .limits import DEFAULT_RETRY_AFTER
 from .pool import DEFAULT_THREADS
 from .pool import BlockingPool
 from .registry import StreamRegistry
@@ -148,7 +149,7 @@ class Host:
         settings: StreamSettings | None = None,
         threads: int | None = None,
         thread_queue: int | None = None,
-        retry_after: int = 5,
+        retry_after: int = DEFAULT_RETRY_AFTER,
         graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
         native: bool = False,
         owner: object = None,
