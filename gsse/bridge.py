@@ -26,10 +26,7 @@ from gevent.monkey import get_original
 
 from .exceptions import ClientDisconnected
 from .pool import DEFAULT_THREADS as DEFAULT_THREADS
-from .pool import THREADPOOL_KEY as THREADPOOL_KEY
 from .pool import BlockingPool as BlockingPool
-from .pool import default_pool as default_pool
-from .pool import run_blocking as run_blocking
 
 if TYPE_CHECKING:
     from .streams import Stream

@@ -18,7 +18,6 @@ import gevent
 
 from .handler import RequestHandler
 from .headers import check_header
-from .metrics import STATS
 from .stream import SSEBody
 from .stream import sse_body_of
 from .streams import Stream
@@ -127,7 +126,7 @@ class SSEHandler(RequestHandler):
         ip = str(self.environ.get("REMOTE_ADDR", ""))
         if limiter.admit_stream(ip):
             return False
-        STATS.reject(429)
+        limiter.stats.reject(429)
         logger.info("refused a stream to %s with 429: too many open streams", ip)
         body = b"too many open streams from this address\n"
         self.start_response(

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .stats import STATS
+from .stats import Stats
 from .streams import Stream
 
 if TYPE_CHECKING:
@@ -172,9 +174,13 @@ class StreamCounts:
 class Limiter:
     """The live counts one server's limits are checked against."""
 
-    def __init__(self, limits: Limits, registry: StreamRegistry) -> None:
+    def __init__(
+        self, limits: Limits, registry: StreamRegistry, stats: Stats | None = None
+    ) -> None:
         self.limits = limits
         self.registry = registry
+        #: Where refusals are counted (the server's host's numbers).
+        self.stats = STATS.counted(self) if stats is None else stats
         #: Connections in a handler (streams handed off count in the registry).
         self.connections = 0
         self.streams = StreamCounts()

@@ -1,4 +1,4 @@
-"""The open streams of one server (or one middleware): keep-alive and shutdown.
+"""The open streams of one host: keep-alive, send timeouts and shutdown.
 
 One greenlet per registry ticks while streams are open (each tick is
 :meth:`gsse.streams.Stream.keep_alive`), instead of a timer per stream: a
@@ -149,14 +149,3 @@ class StreamRegistry:
                 "closed %d stream(s) still open after the grace period", len(remaining)
             )
         return len(remaining)
-
-
-_default: StreamRegistry | None = None
-
-
-def default_registry() -> StreamRegistry:
-    """The process-wide registry for streams served by a foreign host."""
-    global _default
-    if _default is None:
-        _default = StreamRegistry()
-    return _default

@@ -19,12 +19,10 @@ each through this class:
 
 A stream ends once, by :meth:`Stream.close` (flush, then the end of the
 body) or :meth:`Stream.abort` (drop what is unsent), with a
-:class:`~gsse.CloseReason` that logs and metrics share; close hooks
-(registry, limits, access log, broker) run then. Why one owner: every
-producer gets the same backpressure, overflow and close rules, kept in one
-place. The stream fills :attr:`Stream.buffer` (framed for the wire); its
-transport only empties it and reports back (drained, progress, client
-gone). Everything here runs in the event loop's thread.
+:class:`~gsse.CloseReason` that logs and metrics share. One owner, so every
+producer gets the same backpressure, overflow and close rules; the
+transport only empties :attr:`Stream.buffer` and reports back. Everything
+here runs in the event loop's thread.
 """
 
 from __future__ import annotations
@@ -42,8 +40,9 @@ from .chunked import LAST_CHUNK
 from .chunked import chunk
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
-from .metrics import STATS
 from .settings import ResolvedSettings
+from .stats import STATS
+from .stats import Stats
 from .transport.base import Transport
 from .transport.cork import CORK_BYTES
 from .wire import PING
@@ -70,6 +69,7 @@ class Stream:
 
     :param transport: where the bytes go (the stream drives it from now on).
     :param settings: ``ping``, ``send_timeout`` and ``buffer_size``.
+    :param stats: the host's numbers, where this stream is counted.
     """
 
     # fmt: off
@@ -79,11 +79,17 @@ class Stream:
         "ping", "ping_at", "wrote",  # keep-alive
         "send_timeout", "buffer_size", "full_since", "largest", "_drained",  # limits
         "posted", "applied", "dropped", "thread_waiter",  # writes from threads
-        "stream_id", "path", "written", "__weakref__",  # logs and metrics
+        "stream_id", "path", "written", "stats", "__weakref__",  # logs and metrics
     )
     # fmt: on
 
-    def __init__(self, transport: Transport, settings: ResolvedSettings) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ResolvedSettings,
+        stats: Stats | None = None,
+    ) -> None:
+        self.stats = stats if stats is not None else STATS.counted(self)
         #: Encoded bytes not yet taken by the transport, framed for the wire.
         self.buffer = bytearray()
         self.transport = transport
@@ -96,10 +102,9 @@ class Stream:
         self.ping = settings.ping
         self.send_timeout = settings.send_timeout
         self.buffer_size = settings.buffer_size
-        #: Set by every write; the keep-alive tick clears it.
-        self.wrote = False
-        #: The first keep-alive is due one full interval after the stream opens.
-        self.ping_at = _monotonic() + self.ping
+        #: Set by every write, cleared by the keep-alive tick; the first ping
+        #: is due one full interval after the stream opens.
+        self.wrote, self.ping_at = False, _monotonic() + self.ping
         #: When the buffer went over ``buffer_size``, or the client last took
         #: bytes while it stayed over (0.0: it is not over).
         self.full_since = 0.0
@@ -110,13 +115,12 @@ class Stream:
         #: For logs and metrics: a process-unique number, the path, the bytes
         #: written to the connection (framing included).
         self.stream_id, self.path, self.written = next(_stream_ids), "", 0
-        #: Writes from a pool thread (:mod:`gsse.bridge`): bytes it posted and
-        #: bytes the loop took (the difference is in flight), whether one found
-        #: the stream closed, and the waiter the loop wakes when it drains.
+        #: Writes from a pool thread (:mod:`gsse.bridge`): bytes posted and
+        #: taken (the rest is in flight), a write found it closed, its waiter.
         self.posted = self.applied = 0
         self.dropped = False
         self.thread_waiter: ThreadWaiter | None = None
-        STATS.streams_opened += 1
+        self.stats.streams_opened += 1
         #: Called when the buffer gets its first bytes (see Transport.attach).
         self._wake = transport.attach(self)
 
@@ -180,15 +184,14 @@ class Stream:
         """Send a keep-alive comment now, if the stream is open."""
         if not self.closed:
             self._put(PING)
-            STATS.pings += 1
+            self.stats.pings += 1
 
     def close(
         self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
     ) -> None:
         """End the stream cleanly: flush the buffer, then the body's end.
 
-        Once only: calling it again, or after :meth:`abort`, does nothing.
-        ``detail`` is what varies beside ``reason`` (the log prints it).
+        Once only: again, or after :meth:`abort`, it does nothing.
         """
         if self.closed:
             return
@@ -200,10 +203,7 @@ class Stream:
         self.transport.finish()
 
     def abort(self, reason: CloseReason | str, detail: str = "") -> None:
-        """End the stream now, dropping anything unsent.
-
-        Free text as ``reason`` (code outside gsse) counts as ``OTHER``.
-        """
+        """End the stream now, dropping anything unsent (free text: ``OTHER``)."""
         if not self.closed:
             if not isinstance(reason, CloseReason):
                 reason, detail = CloseReason.OTHER, str(reason)
@@ -217,8 +217,9 @@ class Stream:
             raise ClientDisconnected(f"stream closed: {self.close_text}")
         data = chunk(payload) if self.chunked else payload
         self.wrote = True
-        STATS.writes += 1
-        STATS.bytes += len(payload)
+        stats = self.stats
+        stats.writes += 1
+        stats.bytes += len(payload)
         buffer = self.buffer
         if not buffer:
             # Nothing waits to be sent: the transport sends at the loop's next
@@ -339,7 +340,7 @@ class Stream:
         self.closed = True
         self.close_reason = reason
         self.close_detail = detail
-        STATS.stream_closed(reason)
+        self.stats.stream_closed(reason)
         if self._drained is not None:
             self._drained.set()
         if self.thread_waiter is not None:
@@ -351,8 +352,7 @@ class Stream:
             except Exception:
                 logger.exception(
                     "stream %d %s: a close hook failed",
-                    self.stream_id,
-                    self.path,
+                    *(self.stream_id, self.path),
                     extra=self.log_context,
                 )
 
@@ -360,20 +360,24 @@ class Stream:
 def broadcast(streams: Iterable[Stream], payload: bytes) -> None:
     """Hand one encoded frame to every stream in ``streams``; never waits.
 
-    The hot path of channel fan-out: the HTTP chunk is framed once for all
-    streams, each stream costs one append to its buffer (the send follows
-    at the loop's next turn, one per stream however many events came), and
-    a stream that lags past the overflow bound is closed
-    (:attr:`CloseReason.OVERFLOW`) so it never slows the others. Closed
-    streams are skipped.
+    The hot path of channel fan-out: the chunk is framed once, each stream
+    costs one append (sent at the loop's next turn), and a stream that lags
+    past the overflow bound is closed (``OVERFLOW``), never slowing others.
     """
     framed = chunk(payload)
     size = len(framed)
+    # Counted per host, in runs: the streams of one channel share a host.
+    stats: Stats | None = None
     count = 0
     for stream in streams:
         if stream.closed:
             continue
         if stream.chunked:
+            counted = stream.stats
+            if counted is not stats:
+                if stats is not None:
+                    stats.wrote(count, len(payload))
+                stats, count = counted, 0
             # Stream._put, inlined: this runs once per event and stream.
             buffer = stream.buffer
             if not buffer:
@@ -390,5 +394,5 @@ def broadcast(streams: Iterable[Stream], payload: bytes) -> None:
             stream._put(payload)
         if stream.full_since:
             stream._overflowed()
-    STATS.writes += count
-    STATS.bytes += count * len(payload)
+    if stats is not None:
+        stats.wrote(count, len(payload))

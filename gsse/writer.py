@@ -21,6 +21,7 @@ from . import bridge
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
 from .registry import StreamRegistry
+from .stats import Stats
 from .streams import Stream
 from .wire import encode_comment
 from .wire import encode_event
@@ -230,3 +231,8 @@ def _warn_dropped(stream: Stream, owner: str) -> None:
         owner,
         extra=stream.log_context,
     )
+
+
+def stats_of(writer: SSEWriter) -> Stats:
+    """The numbers of the host that serves ``writer``'s stream."""
+    return writer._stream.stats
