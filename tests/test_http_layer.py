@@ -312,3 +312,24 @@ def test_an_app_error_is_a_500_that_closes(serve: Serve) -> None:
     assert status_of(reply) == 500 and reply.count(b"HTTP/1.1") == 1
     assert header_of(reply, "Connection") == "close"
     assert b"boom" not in reply
+
+
+def test_any_uppercase_token_is_a_method_as_before(serve: Serve) -> None:
+    """llhttp knows the registered methods only; gsse takes any token, as
+    gunicorn does (and as it did on pywsgi); a lowercase one is a 400."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        data = environ["REQUEST_METHOD"].encode() + environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", str(len(data)))])
+        return [data]
+
+    server = serve(app)
+    brew = b"BREW /pot HTTP/1.1\r\n" + HOST + b"Content-Length: 3\r\n\r\ntea"
+    reply = raw_request(server.server_port, brew + get(b"/", b"Connection: close"))
+    assert responses(reply) == [(200, b"BREWtea"), (200, b"GET")]
+    assert (
+        status_of(
+            raw_request(server.server_port, b"brew / HTTP/1.1\r\n" + HOST + b"\r\n")
+        )
+        == 400
+    )

@@ -23,9 +23,7 @@ from typing import Any
 
 import gevent
 
-from ..body import BadBody
-from ..body import BodyTimeout
-from ..body import BodyTooLarge
+from ..body import BodyError
 from ..framing import FramingError
 from ..headers import check_header
 from ..limits import REASONS
@@ -56,7 +54,7 @@ __all__ = ["Connection"]
 logger = logging.getLogger("gsse.handler")
 error_logger = logging.getLogger("gsse.error")
 
-CLIENT_ERRORS = (BadBody, BodyTimeout, BodyTooLarge)
+CLIENT_ERRORS = BodyError
 
 
 class Connection:
@@ -328,7 +326,12 @@ class Connection:
     # -- the socket and the access log -------------------------------------
 
     def _send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        # One send() usually takes a whole response; gevent's sendall() costs
+        # a getsockopt() and its chunking on every call.
+        sock = self.sock
+        sent = sock.send(data)
+        if sent < len(data):
+            sock.sendall(memoryview(data)[sent:])
 
     def _drain(self) -> None:
         """Read what the client sent unasked, so closing does not reset it."""

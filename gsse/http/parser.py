@@ -94,6 +94,24 @@ class _Fields:
             raise
 
 
+def _parse(data: bytes, version: str, max_header_count: int) -> _Fields:
+    """The fields of the head ``data``, checked by llhttp and :mod:`gsse.framing`."""
+    collector = _Fields(version, max_header_count)
+    try:
+        httptools.HttpRequestParser(collector).feed_data(data)
+    except httptools.HttpParserUpgrade:
+        pass  # gsse serves no protocol upgrade: the body is framed as usual
+    except httptools.HttpParserInvalidMethodError:
+        raise
+    except httptools.HttpParserError as exc:
+        if collector.error is not None:
+            raise collector.error from None
+        reason = str(exc)
+        status = 413 if reason in _TOO_LARGE else 400
+        raise FramingError(status, f"the request is malformed ({reason})") from None
+    return collector
+
+
 def parse_head(data: bytes, max_header_count: int) -> Head:
     """The request head ``data`` (through its empty line), or :class:`FramingError`."""
     end = data.find(b"\r\n")
@@ -109,17 +127,16 @@ def parse_head(data: bytes, max_header_count: int) -> Head:
     head.target = target
     path, _, head.query = target.partition("?")
     head.path = path
-    collector = _Fields(request.version, max_header_count)
     try:
-        httptools.HttpRequestParser(collector).feed_data(data)
-    except httptools.HttpParserUpgrade:
-        pass  # gsse serves no protocol upgrade: the body is framed as usual
-    except httptools.HttpParserError as exc:
-        if collector.error is not None:
-            raise collector.error from None
-        reason = str(exc)
-        status = 413 if reason in _TOO_LARGE else 400
-        raise FramingError(status, f"the request is malformed ({reason})") from None
+        collector = _parse(data, request.version, max_header_count)
+    except httptools.HttpParserInvalidMethodError:
+        # llhttp knows the registered methods only; any uppercase token
+        # passed parse_request_line (as gunicorn allows): parse the rest.
+        data = b"GET" + data[len(request.method) :]
+        try:
+            collector = _parse(data, request.version, max_header_count)
+        except httptools.HttpParserInvalidMethodError as exc:
+            raise FramingError(400, f"the request is malformed ({exc})") from None
     fields = head.fields = collector.fields
     framing = collector.framing
     head.length = framing.length
