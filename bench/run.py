@@ -86,6 +86,8 @@ SERVERS: dict[str, list[str]] = {
     "flask-pywsgi": [sys.executable, "flask_app.py", "{port}"],
     "node": ["node", "node_server.js", "{port}"],
 }
+#: name -> environment the server runs with (``--baseline`` adds one).
+SERVER_ENV: dict[str, dict[str, str]] = {}
 SCENARIOS = ("ping", "hold", "fanout", "fanout1", "ticks", "first", "ramp")
 
 
@@ -129,7 +131,7 @@ class ServerProc:
         args = [a.format(port=self.port) for a in SERVERS[name]]
         self.log_path = log_dir / f"{name}-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **SERVER_ENV.get(name, {}))
         env.pop("GSSE_BROKER", None)
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *args],
@@ -702,7 +704,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
     parser.add_argument("--log-dir", default=str(HERE / "out"))
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run 'gsse-before': gsse from this source tree (e.g. a git"
+        " worktree of the commit to compare with)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline:
+        SERVERS["gsse-before"] = SERVERS["gsse"]
+        SERVER_ENV["gsse-before"] = {"PYTHONPATH": str(Path(args.baseline).resolve())}
+        if "gsse-before" not in args.servers.split(","):
+            args.servers += ",gsse-before"
     servers = [s for s in args.servers.split(",") if s]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for s in servers:
