@@ -236,6 +236,7 @@ class Connection:
             # Flask swaps the response's class, so get_app_iter() never saw it.
             stream.environ = environ
         if self._refuse_stream(response, environ):
+            self._log(head.requestline, response.status, response.length, started)
             return False
         # Flask and others may change the headers after gsse.stream()
         # checked them: check what goes on the wire.

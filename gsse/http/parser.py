@@ -152,5 +152,5 @@ def parse_head(data: bytes, max_header_count: int) -> Head:
     if request.version == "HTTP/1.1":
         head.keep_alive = "close" not in tokens
     else:
-        head.keep_alive = "keep-alive" in tokens
+        head.keep_alive = "keep-alive" in tokens and "close" not in tokens
     return head
