@@ -22,7 +22,13 @@ scenarios:
 - ``ticks``: 1000 ``send; time.sleep(0.1)`` loops with ``/ping`` under load
   (and gsse's ``blocking=True`` variant, in the thread pool);
 - ``first``: fresh connections, each closed at its first event: time to
-  first event and streams opened per second.
+  first event and streams opened per second;
+- ``ping``: plain ``GET /ping`` flat out on keep-alive connections (wrk),
+  nothing else running;
+- ``fanout1``: ``fanout`` with a publisher that publishes one event per
+  wake-up (sleeps between single publishes, never catching up in a burst);
+- ``ramp``: 10,000 clients connecting at 2,000/s and held (a reconnect
+  storm): connect to first event, p50 and p99.
 
 Every wait is bounded; every process is stopped by its PID. Progress goes to
 stderr, the tables (Markdown) to stdout, and all figures to a JSON file.
@@ -81,7 +87,7 @@ SERVERS: dict[str, list[str]] = {
     "flask-pywsgi": [sys.executable, "flask_app.py", "{port}"],
     "node": ["node", "node_server.js", "{port}"],
 }
-SCENARIOS = ("hold", "fanout", "ticks", "first")
+SCENARIOS = ("ping", "hold", "fanout", "fanout1", "ticks", "first", "ramp")
 
 #: Other gsse checkouts to compare, by server name (``gsse@LABEL``): the
 #: same command with ``PYTHONPATH`` set to the checkout (``--gsse-at``).
@@ -328,8 +334,18 @@ class Bench:
                 )
                 log(f"{name} hold {label}: {per:.2f} KB per stream (slope)")
 
+    # -- 0. plain requests -------------------------------------------------
+    def ping(self, name: str) -> None:
+        with running(name, self.log_dir) as (server, _):
+            result = wrk_ping(server.port, self.ping_s * 2)
+            self.record(name, "ping", result)
+            log(f"{name} /ping flat out: {result.get('rps', 0):.0f} req/s")
+
     # -- 2. fan-out --------------------------------------------------------
-    def fanout(self, name: str) -> None:
+    def fanout1(self, name: str) -> None:
+        self.fanout(name, single=True)
+
+    def fanout(self, name: str, single: bool = False) -> None:
         subs = 100 if self.quick else 1000
         rates = [10, 50] if self.quick else [10, 20, 50, 100, 200, 300, 400]
         rates += [] if self.quick else [500, 600, 800, 1000, 1200]
@@ -344,7 +360,10 @@ class Bench:
                 gen.command("reset")
                 cpu0 = server.cpu_s()
                 started = time.monotonic()
-                server.get(f"/publish?rate={rate}&seconds={seconds}")
+                query = f"rate={rate}&seconds={seconds}" + (
+                    "&single=1" if single else ""
+                )
+                server.get(f"/publish?{query}")
                 time.sleep(seconds)
                 stats = self._drain(gen, expected, seconds + 10)
                 elapsed = time.monotonic() - started
@@ -367,7 +386,8 @@ class Bench:
                 }
                 steps.append(step)
                 log(
-                    f"{name} fanout {rate * subs}/s: {events}/{expected} delivered, "
+                    f"{name} fanout{'1' if single else ''} {rate * subs}/s: "
+                    f"{events}/{expected} delivered, "
                     f"p50 {stats['lat_p50_ms']:.2f} ms p99 {stats['lat_p99_ms']:.2f} ms"
                     f", {step['cpu_us_per_event']} us CPU/event"
                     f"{'' if ok else ' - fell behind'}"
@@ -376,7 +396,9 @@ class Bench:
                     break
                 best = rate * subs
             self.record(
-                name, "fanout", {"subscribers": subs, "steps": steps, "best": best}
+                name,
+                "fanout1" if single else "fanout",
+                {"subscribers": subs, "steps": steps, "best": best},
             )
 
     def _drain(self, gen: Generator, expected: int, limit: float) -> dict[str, Any]:
@@ -444,6 +466,25 @@ class Bench:
                 f"{stats['ttfe_p50_ms']:.2f} ms p99 {stats['ttfe_p99_ms']:.2f} ms"
             )
 
+    # -- 5. reconnect storm --------------------------------------------------
+    def ramp(self, name: str) -> None:
+        total, rate = (500, 500) if self.quick else (10_000, 2_000)
+        with running(name, self.log_dir) as (server, gen):
+            stats = gen.command(f"ramp {total} {rate} /idle 60", 60)
+            result = {
+                "clients": total,
+                "rate": rate,
+                "first_events": stats["first_events"],
+                "ttfe_p50_ms": stats["ttfe_p50_ms"],
+                "ttfe_p99_ms": stats["ttfe_p99_ms"],
+                "errors": stats["errors"],
+            }
+            self.record(name, "ramp", result)
+            log(
+                f"{name} ramp {total} at {rate}/s: {stats['first_events']} first,"
+                f" p50 {stats['ttfe_p50_ms']:.2f} ms p99 {stats['ttfe_p99_ms']:.2f} ms"
+            )
+
 
 # -- report ----------------------------------------------------------------
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -506,8 +547,8 @@ def _step(result: dict[str, Any], key: str, index: int) -> dict[str, Any]:
     return steps[index]
 
 
-def _fan_at(result: dict[str, Any], target: int) -> dict[str, Any]:
-    for step in result["fanout"]["steps"]:
+def _fan_at(result: dict[str, Any], target: int, key: str = "fanout") -> dict[str, Any]:
+    for step in result[key]["steps"]:
         if step["target_per_s"] == target:
             return dict(step)
     raise KeyError(target)
@@ -516,7 +557,17 @@ def _fan_at(result: dict[str, Any], target: int) -> dict[str, Any]:
 def report(results: dict[str, dict[str, Any]], quick: bool) -> str:
     low = 100 if quick else 1000
     fan10k = 1000 if quick else 10000
-    out = []
+    out = [
+        table(
+            results,
+            "Plain GET /ping flat out, keep-alive (wrk, 10 connections)",
+            [
+                ("req/s", lambda r: r["ping"]["rps"], False),
+                ("p50 ms", lambda r: r["ping"]["p50_ms"], True),
+                ("p99 ms", lambda r: r["ping"]["p99_ms"], True),
+            ],
+        )
+    ]
     for label in ("callback", "subscriber"):
         key = f"hold_{label}"
         out.append(
@@ -573,6 +624,26 @@ def report(results: dict[str, dict[str, Any]], quick: bool) -> str:
             ],
         )
     )
+    out.append(
+        table(
+            results,
+            f"Broadcast to {'100' if quick else '1000'} subscribers, one publish"
+            " per wake-up",
+            [
+                ("best events/s, p99 < 1 s", lambda r: r["fanout1"]["best"], False),
+                (
+                    f"p99 ms at {fan10k}/s",
+                    lambda r: _fan_at(r, fan10k, "fanout1")["lat_p99_ms"],
+                    True,
+                ),
+                (
+                    f"server CPU µs/event at {fan10k}/s",
+                    lambda r: _fan_at(r, fan10k, "fanout1")["cpu_us_per_event"],
+                    True,
+                ),
+            ],
+        )
+    )
     for key, title in (("ticks", "Tick loops"), ("ticks_blocking", "blocking=True")):
         if not any(key in r for r in results.values()):
             continue
@@ -600,6 +671,19 @@ def report(results: dict[str, dict[str, Any]], quick: bool) -> str:
                 ("p50 ms", lambda r: r["first"]["ttfe_p50_ms"], True),
                 ("p99 ms", lambda r: r["first"]["ttfe_p99_ms"], True),
                 ("generator CPU s", lambda r: r["first"]["gen_cpu_s"], True),
+            ],
+        )
+    )
+    storm = "500 clients at 500/s" if quick else "10,000 clients at 2,000/s"
+    out.append(
+        table(
+            results,
+            f"Reconnect storm: {storm}, connect to first event",
+            [
+                ("first events", lambda r: r["ramp"]["first_events"], False),
+                ("p50 ms", lambda r: r["ramp"]["ttfe_p50_ms"], True),
+                ("p99 ms", lambda r: r["ramp"]["ttfe_p99_ms"], True),
+                ("errors", lambda r: r["ramp"]["errors"], True),
             ],
         )
     )
@@ -633,7 +717,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the gsse found in PATH (a checkout) as server gsse@LABEL,"
         " interleaved with the others (e.g. main=/tmp/main to compare a branch)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="shorthand for --gsse-at before=DIR (server gsse@before)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline:
+        args.gsse_at.append(f"before={args.baseline}")
     for spec in args.gsse_at:
         label, sep, path = spec.partition("=")
         if not sep or not label or not Path(path, "gsse").is_dir():

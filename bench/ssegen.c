@@ -14,6 +14,9 @@
  *   stats                    counters since the last reset
  *   churn PATH SECS CONC MAX open streams on PATH, CONC at a time, closing
  *                            each at its first event: time to first event
+ *   ramp N RATE PATH TIMEOUT open N streams on PATH at RATE a second and hold
+ *                            them: connect to first event of each (a
+ *                            reconnect storm)
  *   probe PATH RATE SECS CONC GET PATH (keep-alive) at RATE requests/s on
  *                            CONC connections: latency at a steady load
  *   close                    close every held stream
@@ -55,6 +58,7 @@ typedef struct {
     int fd;
     int state;
     int churn;      /* close at the first event, then open another */
+    int ramp;       /* ramp: time the first event, keep the stream */
     int got_first;  /* the header block has ended */
     int tail;       /* last bytes of the header block, for \r\n\r\n */
     int match;      /* how much of "data: " matched */
@@ -198,6 +202,10 @@ static int scan_body(conn_t *c, const char *p, ssize_t n, int64_t now) {
             if (c->churn) {
                 hist_add(&ttfe, now - c->opened);
                 return 1;
+            }
+            if (c->ramp) {
+                hist_add(&ttfe, now - c->opened);
+                c->ramp = 0;
             }
         }
         c->match = c->digits = 0;
@@ -391,6 +399,31 @@ static void cmd_churn(const char *path, double secs, int conc, long max_count) {
     print_stats(extra);
 }
 
+/* Open `want` streams at `rate` a second (on schedule, whatever the server's
+ * pace) and hold them; each one's connect-to-first-event time is recorded. */
+static void cmd_ramp(int want, double rate, const char *path, double timeout) {
+    set_request(path);
+    do_reset();
+    int64_t start = mono_us(), deadline = start + (int64_t)(timeout * 1e6);
+    int started = 0, failures = 0;
+    while (mono_us() < deadline && (started < want || ttfe.n + errors < (uint64_t)started)) {
+        int64_t now = mono_us();
+        while (started < want && start + (int64_t)(started * 1e6 / rate) <= now) {
+            int fd = open_one(0);
+            started++;
+            if (fd < 0) { failures++; continue; }
+            conns[fd]->ramp = 1;
+        }
+        pump(1);
+    }
+    char extra[160];
+    snprintf(extra, sizeof extra,
+             ", \"wanted\": %d, \"started\": %d, \"open_failures\": %d,"
+             " \"first_events\": %llu", want, started, failures,
+             (unsigned long long)ttfe.n);
+    print_stats(extra);
+}
+
 /* GET PATH at RATE requests/s for SECS on CONC keep-alive connections,
  * timing each from when it was due (a request waiting for a free
  * connection counts its wait): latency at a steady load, not at saturation. */
@@ -491,6 +524,8 @@ int main(int argc, char **argv) {
                 cmd_open(a, path, t);
             } else if (sscanf(line, "probe %255s %ld %lf %d", path, &m, &t, &a) == 4) {
                 cmd_probe(path, (double)m, t, a);
+            } else if (sscanf(line, "ramp %d %ld %255s %lf", &a, &m, path, &t) == 4) {
+                cmd_ramp(a, (double)m, path, t);
             } else if (sscanf(line, "churn %255s %lf %d %ld", path, &t, &a, &m) == 4) {
                 cmd_churn(path, t, a, m);
             } else if (!strcmp(line, "reset")) {

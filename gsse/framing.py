@@ -11,8 +11,8 @@ transfer coding gsse does not implement; ``505`` for HTTP/2.0 and such),
 and the connection must then be closed without reading another byte.
 
 The functions take text (bytes read as latin-1) and return plain values,
-so any HTTP parser can use them: today gevent's ``pywsgi`` handler
-(:mod:`gsse.http`), later another.
+so any HTTP parser can use them: gsse's own connection layer
+(:mod:`gsse.http.parser`) applies them where llhttp is lenient.
 """
 
 from __future__ import annotations

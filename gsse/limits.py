@@ -1,10 +1,10 @@
 """Limits that keep one client from taking the server: connections, sizes, time.
 
-gevent's ``pywsgi`` refuses a request line of 8192 bytes or more (``414``),
-but takes any number of header lines and any body, and waits forever for a
-client that sends slowly or nothing at all. The gsse connection handler
-(:mod:`gsse.handler`) checks these limits before the app runs (the body
-ones while the app reads it):
+A request line of more than 8192 bytes gets ``414``; beyond that, a server
+that takes any number of header lines and any body, and waits forever for a
+client that sends slowly or nothing at all, is one client away from being
+taken. The gsse connection (:mod:`gsse.http.connection`) checks these limits
+before the app runs (the body ones while the app reads it):
 
 ========================  ==========================================  =======
 limit                     when it is exceeded                         status
@@ -60,6 +60,7 @@ REASONS = {
     400: "Bad Request",
     408: "Request Timeout",
     413: "Content Too Large",
+    414: "URI Too Long",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",

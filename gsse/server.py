@@ -1,11 +1,9 @@
-"""The gsse server: gevent's pywsgi, with a fast path for SSE responses.
+"""The gsse server: gevent's StreamServer, gsse's own HTTP/1.1 (:mod:`gsse.http`).
 
-Connections, keep-alive and responses are gevent's well-tried ``pywsgi``;
-its connection handler is gsse's (:mod:`gsse.fastpath`): requests are read
-strictly and within limits (:mod:`gsse.handler`), and a response whose body
-is an :class:`~gsse.stream.SSEBody` takes the fast path: headers and first
-chunk in one send, then the socket belongs to the stream. Everything else
-is plain WSGI.
+Requests are parsed strictly (httptools, plus :mod:`gsse.framing`) and
+within limits; a response whose body is an :class:`~gsse.stream.SSEBody`
+takes the fast path: headers and first chunk in one send, then the socket
+belongs to the stream. Everything else is plain WSGI (PEP 3333).
 
 A server owns one :class:`~gsse.host.Host` (:attr:`Server.hosting`): its
 streams, thread pool, settings and numbers, shared with no other server.
@@ -28,7 +26,6 @@ from typing import NoReturn
 
 import gevent
 from gevent.event import Event as GeventEvent
-from gevent.pywsgi import WSGIServer
 
 from .binding import DEFAULT_PORT
 from .config import BY_NAME
@@ -39,10 +36,9 @@ from .config import DEFAULT_HOST
 from .config import DEFAULT_LOG_LEVEL
 from .config import RUN_OPTIONS
 from .config import SERVER_OPTIONS
-from .fastpath import SSEHandler
-from .fastpath import access_logger
 from .host import HOST_KEY
 from .host import Host
+from .http.server import HTTPServer
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
 from .limits import DEFAULT_BODY_TIMEOUT
 from .limits import DEFAULT_HEADER_TIMEOUT
@@ -187,20 +183,15 @@ class Server:
             body_idle_timeout=body_idle_timeout,
             body_timeout=body_timeout,
         )
-        # The one key of every request: pywsgi copies this into each environ.
+        # The one key of every request: copied into each environ.
         environ = {HOST_KEY: self.hosting.view}
-        self.wsgi = WSGIServer(
+        self.wsgi = HTTPServer(
             listener if listener is not None else (host, port),
             app,
-            handler_class=SSEHandler,
+            Limiter(self.limits, self.hosting.registry, self.hosting.stats),
             environ=environ,
-            log=access_logger,
-            error_log=logging.getLogger("gsse.error"),
             # A socket that is already listening keeps its own backlog.
             backlog=backlog if listener is None else None,
-        )
-        self.wsgi.limiter = Limiter(
-            self.limits, self.hosting.registry, self.hosting.stats
         )
         self.watchdog: Watchdog | None = None
         if max_blocking_time is not None:

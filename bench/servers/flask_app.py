@@ -63,14 +63,17 @@ def sub() -> Response:
     return Response(events(), mimetype=SSE)
 
 
-def publisher(rate: float, seconds: float) -> None:
+def publisher(rate: float, seconds: float, single: bool = False) -> None:
     count = int(rate * seconds)
+    # single: one publish per wake-up, never a burst to catch up.
+    burst = 1 if single else count
     start = time.time()
     stop_by = time.monotonic() + seconds + 10
     i = 0
     while i < count and time.monotonic() < stop_by:
         now = time.time()
-        while i < count:
+        woke_at = i
+        while i < count and i - woke_at < burst:
             due = start + i / rate
             if due > now:
                 break
@@ -83,7 +86,12 @@ def publisher(rate: float, seconds: float) -> None:
 
 @app.get("/publish")
 def publish() -> str:
-    gevent.spawn(publisher, float(request.args["rate"]), float(request.args["seconds"]))
+    gevent.spawn(
+        publisher,
+        float(request.args["rate"]),
+        float(request.args["seconds"]),
+        request.args.get("single") == "1",
+    )
     return "ok"
 
 

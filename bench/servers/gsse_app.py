@@ -89,14 +89,17 @@ def sub(event: Event) -> None:
     event.subscribe(broker, CHANNEL)
 
 
-def publisher(rate: float, seconds: float) -> None:
+def publisher(rate: float, seconds: float, single: bool = False) -> None:
     count = int(rate * seconds)
+    # single: one publish per wake-up, never a burst to catch up.
+    burst = 1 if single else count
     start = time.time()
     stop_by = time.monotonic() + seconds + 10
     i = 0
     while i < count and time.monotonic() < stop_by:
         now = time.time()
-        while i < count:
+        woke_at = i
+        while i < count and i - woke_at < burst:
             due = start + i / rate
             if due > now:
                 break
@@ -108,7 +111,12 @@ def publisher(rate: float, seconds: float) -> None:
 @app.route("/publish")
 def publish(event: Event) -> str:
     args = event.request.args
-    gevent.spawn(publisher, float(args["rate"]), float(args["seconds"]))
+    gevent.spawn(
+        publisher,
+        float(args["rate"]),
+        float(args["seconds"]),
+        args.get("single") == "1",
+    )
     return "ok"
 
 

@@ -8,14 +8,17 @@ const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 10
 const SSE = { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" };
 const subscribers = new Set();
 
-function publisher(rate, seconds) {
+function publisher(rate, seconds, single) {
   const count = Math.floor(rate * seconds);
+  // single: one publish per wake-up, never a burst to catch up.
+  const burst = single ? 1 : count;
   const start = performance.timeOrigin + performance.now();
   const stopBy = start + (seconds + 10) * 1000;
   let i = 0;
   function step() {
     const now = performance.timeOrigin + performance.now();
-    while (i < count) {
+    const wokeAt = i;
+    while (i < count && i - wokeAt < burst) {
       const due = start + (i * 1000) / rate;
       if (due > now) break;
       const payload = `id: ${i + 1}\ndata: ${Math.round(due * 1000)}\n\n`;
@@ -24,7 +27,9 @@ function publisher(rate, seconds) {
     }
     if (i < count && now < stopBy) {
       const wait = start + (i * 1000) / rate - (performance.timeOrigin + performance.now());
-      setTimeout(step, Math.max(0, wait));
+      // single: a wake-up as soon as one is due (setTimeout(0) waits 1 ms).
+      if (single && wait <= 0) setImmediate(step);
+      else setTimeout(step, Math.max(0, wait));
     }
   }
   step();
@@ -52,7 +57,11 @@ http
         res.on("close", () => subscribers.delete(res));
         return;
       case "/publish":
-        publisher(Number(url.searchParams.get("rate")), Number(url.searchParams.get("seconds")));
+        publisher(
+          Number(url.searchParams.get("rate")),
+          Number(url.searchParams.get("seconds")),
+          url.searchParams.get("single") === "1",
+        );
         res.end("ok");
         return;
       case "/tick": {

@@ -57,14 +57,17 @@ async def sub(request: Request) -> EventSourceResponse:
     return EventSourceResponse(events())
 
 
-async def publisher(rate: float, seconds: float) -> None:
+async def publisher(rate: float, seconds: float, single: bool = False) -> None:
     count = int(rate * seconds)
+    # single: one publish per wake-up, never a burst to catch up.
+    burst = 1 if single else count
     start = time.time()
     stop_by = time.monotonic() + seconds + 10
     i = 0
     while i < count and time.monotonic() < stop_by:
         now = time.time()
-        while i < count:
+        woke_at = i
+        while i < count and i - woke_at < burst:
             due = start + i / rate
             if due > now:
                 break
@@ -77,7 +80,11 @@ async def publisher(rate: float, seconds: float) -> None:
 
 async def publish(request: Request) -> PlainTextResponse:
     args = request.query_params
-    task = asyncio.create_task(publisher(float(args["rate"]), float(args["seconds"])))
+    task = asyncio.create_task(
+        publisher(
+            float(args["rate"]), float(args["seconds"]), args.get("single") == "1"
+        )
+    )
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return PlainTextResponse("ok")
