@@ -233,3 +233,30 @@ class Host:
             self.close()
 
         stream.on_close(closed)
+
+
+class Hosting:
+    """What a server and a middleware both show of the host they made."""
+
+    hosting: Host
+
+    @property
+    def graceful_timeout(self) -> float:
+        """Seconds open streams get to finish at shutdown."""
+        return self.hosting.graceful_timeout
+
+    @graceful_timeout.setter
+    def graceful_timeout(self, seconds: float) -> None:
+        self.hosting.graceful_timeout = (
+            check_seconds("graceful_timeout", seconds) or 0.0
+        )
+
+    @property
+    def registry(self) -> StreamRegistry:
+        """The open streams (of :attr:`hosting`)."""
+        return self.hosting.registry
+
+    @property
+    def pool(self) -> BlockingPool:
+        """The thread pool (of :attr:`hosting`)."""
+        return self.hosting.pool

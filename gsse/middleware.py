@@ -35,16 +35,14 @@ from .config import DEFAULT_GRACEFUL_TIMEOUT
 from .config import server_only_options
 from .host import HOST_KEY
 from .host import Host
+from .host import Hosting
 from .host import HostView
 from .host import view_of
 from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limits
 from .limits import StreamCounts
 from .options import reject_unknown
-from .pool import BlockingPool
-from .registry import StreamRegistry
 from .settings import StreamSettings
-from .settings import check_seconds
 from .stream import REQUEST_ENVIRON
 from .streams import Stream
 
@@ -60,7 +58,7 @@ logger = logging.getLogger(__name__)
 SERVER_ONLY_OPTIONS = server_only_options()
 
 
-class SSEMiddleware:
+class SSEMiddleware(Hosting):
     """Gives any WSGI app's streams the gsse server's features on any host.
 
     :param app: the WSGI application to wrap (Flask, Django's WSGI handler,
@@ -169,27 +167,6 @@ class SSEMiddleware:
             )
             if value != default
         ]
-
-    @property
-    def graceful_timeout(self) -> float:
-        """Seconds this middleware's own host gives streams at shutdown."""
-        return self.hosting.graceful_timeout
-
-    @graceful_timeout.setter
-    def graceful_timeout(self, seconds: float) -> None:
-        self.hosting.graceful_timeout = (
-            check_seconds("graceful_timeout", seconds) or 0.0
-        )
-
-    @property
-    def registry(self) -> StreamRegistry:
-        """The open streams of this middleware's own host."""
-        return self.hosting.registry
-
-    @property
-    def pool(self) -> BlockingPool:
-        """The thread pool of this middleware's own host."""
-        return self.hosting.pool
 
     @property
     def open_streams(self) -> int:

@@ -38,6 +38,7 @@ from .config import RUN_OPTIONS
 from .config import SERVER_OPTIONS
 from .host import HOST_KEY
 from .host import Host
+from .host import Hosting
 from .http.server import HTTPServer
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
 from .limits import DEFAULT_BODY_TIMEOUT
@@ -50,10 +51,7 @@ from .limits import Limiter
 from .limits import Limits
 from .options import check_all
 from .options import reject_unknown
-from .pool import BlockingPool
-from .registry import StreamRegistry
 from .settings import StreamSettings
-from .settings import check_seconds
 from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
 from .threaded import ThreadedHandlers
@@ -65,7 +63,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Server:
+class Server(Hosting):
     """Serves a WSGI app with gevent, streams on the fast path.
 
     :param app: any WSGI application (a :class:`gsse.App`, Flask, ...).
@@ -199,27 +197,6 @@ class Server:
         self._stopping: gevent.Greenlet | None = None
         self._stopped = GeventEvent()
         self._signals = ShutdownSignals(self._on_signal, self.graceful_timeout)
-
-    @property
-    def graceful_timeout(self) -> float:
-        """Seconds open streams get to finish at shutdown."""
-        return self.hosting.graceful_timeout
-
-    @graceful_timeout.setter
-    def graceful_timeout(self, seconds: float) -> None:
-        self.hosting.graceful_timeout = (
-            check_seconds("graceful_timeout", seconds) or 0.0
-        )
-
-    @property
-    def registry(self) -> StreamRegistry:
-        """The open streams (of :attr:`hosting`)."""
-        return self.hosting.registry
-
-    @property
-    def pool(self) -> BlockingPool:
-        """The thread pool (of :attr:`hosting`)."""
-        return self.hosting.pool
 
     @property
     def host(self) -> str:
