@@ -13,11 +13,13 @@ is read by :mod:`gsse.http.body`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import RequestTimeout
 
-__all__ = ["BadBody", "BodyError", "BodyTimeout", "BodyTooLarge"]
+__all__ = ["BadBody", "BodyError", "BodyTimeout", "BodyTooLarge", "LineReader"]
 
 
 class BadBody(BadRequest):
@@ -36,3 +38,29 @@ class BodyTooLarge(RequestEntityTooLarge):
 
 
 BodyError = (BadBody, BodyTimeout, BodyTooLarge)
+
+
+class LineReader:
+    """``readlines`` and line iteration for a ``wsgi.input`` over ``readline``."""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        raise NotImplementedError
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line

@@ -40,6 +40,7 @@ from typing import Any
 import gevent
 from gevent.monkey import get_original
 
+from .body import LineReader
 from .bridge import call_in_greenlet
 from .pool import BUSY_BODY
 from .pool import BlockingPool
@@ -84,7 +85,7 @@ def connection_open(sock: Any) -> bool:
         return False
 
 
-class LoopInput:
+class LoopInput(LineReader):
     """``wsgi.input`` for a pool thread: every read runs in the loop.
 
     Reads go to the host's own input (with its length and limit checks)
@@ -108,25 +109,6 @@ class LoopInput:
 
     def readline(self, size: int | None = -1) -> bytes:
         return self._call("readline", -1 if size is None else size)  # type: ignore[no-any-return]
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines: list[bytes] = []
-        total = 0
-        while line := self.readline():
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
 
 
 class ThreadedHandlers:

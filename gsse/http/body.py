@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
 
 from ..body import BadBody
 from ..body import BodyTimeout
 from ..body import BodyTooLarge
+from ..body import LineReader
 from ..framing import FramingError
 from ..framing import parse_chunk_line
 from ..framing import parse_field_lines
@@ -34,7 +34,7 @@ PIECE = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class RequestBody:
+class RequestBody(LineReader):
     """A request's ``wsgi.input``.
 
     :param reader: the connection's buffer and socket.
@@ -208,25 +208,6 @@ class RequestBody:
             if piece.endswith(b"\n"):
                 break
         return b"".join(parts)
-
-    def readlines(self, hint: int | None = None) -> list[bytes]:
-        lines: list[bytes] = []
-        total = 0
-        while line := self.readline():
-            lines.append(line)
-            total += len(line)
-            if hint is not None and 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
 
     def discard_rest(self) -> None:
         """Read what the app left unread, so the connection can go on."""
