@@ -79,7 +79,8 @@ class ShardSubscribers:
         """Whether an ``sunsubscribe`` of ``name`` came unasked (a moved slot)."""
         if name in self._leaving:
             self._leaving.discard(name)
-            self.names.pop(name, None)
+            if self.names.get(name) not in self.channels:  # not wanted again
+                self.names.pop(name, None)
             return False
         return True
 
@@ -134,7 +135,7 @@ class ShardedEventListener(EventListener):
                 kind = message["type"]
                 if kind == "smessage":
                     self._handle(message["data"])
-                elif kind == "ssubscribe" and about is not None:
+                elif kind == "ssubscribe" and about in subs.channels:
                     confirmed.add(about)
                     asked.pop(about, None)
                     self._to_sync[about] = None  # what came before: read it
