@@ -5,6 +5,7 @@ Usage::
     make -C bench run                 # or: make -C bench && python bench/run.py
     python bench/run.py --quick       # a smoke run: small numbers, seconds
     python bench/run.py --servers gsse,node --scenarios hold,fanout
+    python bench/run.py --servers gsse --gsse-at main=/tmp/main   # before/after
 
 Each server (``bench/servers/``) implements the same contract and runs alone,
 pinned to CPU 0; the load comes from CPU 1: ``bench/ssegen`` (C, epoll) holds
@@ -82,6 +83,10 @@ SERVERS: dict[str, list[str]] = {
 }
 SCENARIOS = ("hold", "fanout", "ticks", "first")
 
+#: Other gsse checkouts to compare, by server name (``gsse@LABEL``): the
+#: same command with ``PYTHONPATH`` set to the checkout (``--gsse-at``).
+GSSE_AT: dict[str, str] = {}
+
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -125,6 +130,8 @@ class ServerProc:
         self._log = open(self.log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("GSSE_BROKER", None)
+        if name in GSSE_AT:
+            env["PYTHONPATH"] = GSSE_AT[name]
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *args],
             cwd=SERVERS_DIR,
@@ -390,7 +397,7 @@ class Bench:
     def ticks(self, name: str) -> None:
         loops = 100 if self.quick else 1000
         paths = [("/tick", "ticks")]
-        if name == "gsse":
+        if name == "gsse" or name in GSSE_AT:
             paths.append(("/tickb", "ticks_blocking"))
         for path, key in paths:
             with running(name, self.log_dir) as (server, gen):
@@ -618,7 +625,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
     parser.add_argument("--log-dir", default=str(HERE / "out"))
+    parser.add_argument(
+        "--gsse-at",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also run the gsse found in PATH (a checkout) as server gsse@LABEL,"
+        " interleaved with the others (e.g. main=/tmp/main to compare a branch)",
+    )
     args = parser.parse_args(argv)
+    for spec in args.gsse_at:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not Path(path, "gsse").is_dir():
+            parser.error(f"--gsse-at wants LABEL=PATH, PATH holding gsse/: {spec!r}")
+        name = f"gsse@{label}"
+        SERVERS[name] = SERVERS["gsse"]
+        GSSE_AT[name] = str(Path(path).resolve())
+        if name not in args.servers.split(","):
+            args.servers += f",{name}"
     servers = [s for s in args.servers.split(",") if s]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for s in servers:

@@ -5,7 +5,8 @@ Run it:    gsse run examples.flask_legacy:app
 Then open: http://127.0.0.1:8000/ in two tabs and place an order in one
 Port:      --port 9000, or GSSE_PORT=9000
 Gunicorn:  pip install 'gsse[workers]' flask
-           gunicorn -k gevent examples.flask_legacy:app
+           gunicorn -k gevent -c python:gsse.gunicorn examples.flask_legacy:app
+           (the hook ends the streams gracefully on SIGTERM)
 
 The app is plain Flask: server-rendered pages, a form that posts and
 redirects, a ``before_request`` hook. Streaming takes a view that returns

@@ -26,6 +26,9 @@ from werkzeug.wrappers import Response
 from ._version import __version__
 from .callbacks import check_plain
 from .event import Event
+from .host import HOST_KEY
+from .host import HostView
+from .host import view_of
 from .logsafe import escape
 from .settings import StreamSettings
 from .static import static_file
@@ -193,6 +196,7 @@ class App:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        self.settings.apply_to(environ)
+        view = view_of(environ) or HostView(None, StreamSettings())
+        environ[HOST_KEY] = view.through(self.settings)
         response = self.dispatch(Request(environ))
         return response(environ, start_response)

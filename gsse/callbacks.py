@@ -16,9 +16,9 @@ from typing import Any
 
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
-from .metrics import STATS
 from .writer import SSEWriter
 from .writer import end_stream
+from .writer import stats_of
 
 logger = logging.getLogger("gsse.stream")
 
@@ -127,7 +127,7 @@ def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:
         else:
             logger.debug("stream callback %s ended: %s", describe(callback), exc)
     except Exception as exc:
-        STATS.callback_errors += 1
+        stats_of(writer).callback_errors += 1
         context = writer.log_context
         logger.exception(
             "stream %s %s: callback %s raised; its stream was closed",
@@ -149,7 +149,7 @@ def _returned_lazy(callback: StreamCallback, writer: SSEWriter, result: Any) -> 
     It hid an async function or a generator (behind a lambda or a
     decorator) from the checks made when it was given.
     """
-    STATS.callback_errors += 1
+    stats_of(writer).callback_errors += 1
     context = writer.log_context
     logger.error(
         "stream %s %s: callback %s returned %s, which nothing awaits or"

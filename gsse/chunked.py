@@ -1,9 +1,10 @@
 """HTTP/1.1 chunked framing of a response body (RFC 9112 section 7.1).
 
 The HTTP side of a stream, kept apart from :mod:`gsse.wire` (the
-``text/event-stream`` format, which knows nothing of HTTP): the socket
-transport frames each write, and channel fan-out frames an event once for
-every stream it goes to.
+``text/event-stream`` format, which knows nothing of HTTP): a
+:class:`~gsse.streams.Stream` over a socket frames each write, and
+:func:`~gsse.streams.broadcast` frames an event once for every stream it
+goes to.
 """
 
 from __future__ import annotations

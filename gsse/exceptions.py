@@ -2,8 +2,8 @@
 
 Each error subclasses the built-in error users already expect.
 :class:`CloseReason` is the one list of the ways a stream can end, shared by
-the transports that end streams, the access log that prints why, and the
-metrics that count them.
+:mod:`gsse.streams` (every stream ends with one), the access log that prints
+why, and the metrics that count them.
 """
 
 from __future__ import annotations

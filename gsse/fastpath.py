@@ -18,11 +18,10 @@ import gevent
 
 from .handler import RequestHandler
 from .headers import check_header
-from .metrics import STATS
 from .stream import SSEBody
 from .stream import sse_body_of
+from .streams import Stream
 from .threaded import CONNECTION_KEY
-from .transport import Transport
 
 __all__ = ["SSEHandler", "access_logger", "log_stream_end"]
 
@@ -35,16 +34,16 @@ SMALL_FIRST_WRITE = 16 * 1024
 
 
 def log_stream_end(
-    transport: Transport, log: Any, head: str, head_bytes: int, started: float
+    stream: Stream, log: Any, head: str, head_bytes: int, started: float
 ) -> None:
     """Write a stream's access line once it ends: bytes, seconds, reason."""
 
-    def write(transport: Transport) -> None:
+    def write(stream: Stream) -> None:
         seconds = time.time() - started
-        sent = head_bytes + transport.written
-        log.write(f"{head} {sent} {seconds:.6f} ({transport.close_text})\n")
+        sent = head_bytes + stream.written
+        log.write(f"{head} {sent} {seconds:.6f} ({stream.close_text})\n")
 
-    transport.on_close(write)
+    stream.on_close(write)
 
 
 class SSEHandler(RequestHandler):
@@ -89,15 +88,15 @@ class SSEHandler(RequestHandler):
         else:
             self.write_head_in_one_send(data)
 
-    _streamed: Transport | None = None
+    _streamed: Stream | None = None
 
     def log_request(self) -> None:
         # pywsgi formats the access line before the logger can drop it; skip
         # the work (about 4 % of a stream's setup) when nobody listens.
         if not access_logger.isEnabledFor(logging.INFO):
             return
-        transport, self._streamed = self._streamed, None
-        if transport is None:
+        stream, self._streamed = self._streamed, None
+        if stream is None:
             super().log_request()
             return
         # A stream is logged when it ends, with its real length and duration
@@ -105,7 +104,7 @@ class SSEHandler(RequestHandler):
         # "<length> <seconds>": keep the rest, as formatted for this request.
         head = self.format_request().rsplit(" ", 2)[0]
         log_stream_end(
-            transport, self.server.log, head, self.response_length, self.time_start
+            stream, self.server.log, head, self.response_length, self.time_start
         )
 
     def process_result(self) -> None:
@@ -127,7 +126,7 @@ class SSEHandler(RequestHandler):
         ip = str(self.environ.get("REMOTE_ADDR", ""))
         if limiter.admit_stream(ip):
             return False
-        STATS.reject(429)
+        limiter.stats.reject(429)
         logger.info("refused a stream to %s with 429: too many open streams", ip)
         body = b"too many open streams from this address\n"
         self.start_response(

@@ -41,11 +41,13 @@ from .limits import Limiter
 from .limits import Limits
 from .limits import error_response
 from .logsafe import escape
-from .metrics import STATS
 from .pywsgi_glue import MAX_REQUEST_LINE
 from .pywsgi_glue import PywsgiHandler
 from .pywsgi_glue import chunked_like
 from .pywsgi_glue import header_message
+from .stats import STATS
+from .stats import ProcessStats
+from .stats import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +240,11 @@ class RequestHandler(PywsgiHandler):
 
     # -- client errors -----------------------------------------------------
 
+    def _stats(self) -> Stats | ProcessStats:
+        """Where this server counts refusals (its host's numbers)."""
+        limiter: Limiter | None = getattr(self.server, "limiter", None)
+        return limiter.stats if limiter is not None else STATS
+
     def _client(self) -> str:
         address = self.client_address
         return str(address[0] if isinstance(address, tuple) else address or "-")
@@ -249,7 +256,7 @@ class RequestHandler(PywsgiHandler):
             return
         self._client_error = error
         status = int(getattr(error, "code", 400))
-        STATS.reject(status)
+        self._stats().reject(status)
         logger.log(
             _level(status),
             "refused the body of %s %s from %s with %d: %s (%s)",
@@ -264,7 +271,7 @@ class RequestHandler(PywsgiHandler):
     def client_error_response(self, ex: BaseException) -> Any:
         self.close_connection = True
         if isinstance(ex, Refused):
-            STATS.reject(ex.status)
+            self._stats().reject(ex.status)
             logger.log(
                 _level(ex.status),
                 "refused a request from %s with %d: %s (request line: %s)",

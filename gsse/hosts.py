@@ -19,13 +19,12 @@ import gevent
 from gevent import monkey
 from werkzeug.wrappers import Response
 
+from .host import view_of
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-
-#: The environ key the gsse server sets (to itself).
-SERVER_KEY = "gsse.server"
 
 HOW_TO_HOST = (
     "run the app with `gsse run module:app`, `gunicorn -k gevent module:app`"
@@ -37,8 +36,9 @@ _warned_unpatched = False
 
 def host_can_stream(environ: WSGIEnvironment | None) -> bool:
     """``True`` when the request is served on gevent (asked from the app)."""
-    if environ is not None and SERVER_KEY in environ:
-        return True
+    view = view_of(environ)
+    if view is not None and view.host is not None and view.host.native:
+        return True  # the gsse server
     if monkey.is_module_patched("socket"):
         return True
     if isinstance(gevent.getcurrent(), gevent.Greenlet):

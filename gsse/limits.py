@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from .transport import Transport
+from .stats import STATS
+from .stats import Stats
+from .streams import Stream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -152,13 +154,13 @@ class StreamCounts:
         """Open streams from client address ``ip``."""
         return self.per_ip.get(ip, 0)
 
-    def track(self, transport: Transport, environ: WSGIEnvironment) -> None:
-        """Count ``transport`` until it closes."""
+    def track(self, stream: Stream, environ: WSGIEnvironment) -> None:
+        """Count ``stream`` until it closes."""
         ip = str(environ.get("REMOTE_ADDR", ""))
         self.total += 1
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
 
-        def release(_: Transport) -> None:
+        def release(_: Stream) -> None:
             self.total -= 1
             left = self.per_ip.get(ip, 1) - 1
             if left > 0:
@@ -166,15 +168,19 @@ class StreamCounts:
             else:
                 self.per_ip.pop(ip, None)
 
-        transport.on_close(release)
+        stream.on_close(release)
 
 
 class Limiter:
     """The live counts one server's limits are checked against."""
 
-    def __init__(self, limits: Limits, registry: StreamRegistry) -> None:
+    def __init__(
+        self, limits: Limits, registry: StreamRegistry, stats: Stats | None = None
+    ) -> None:
         self.limits = limits
         self.registry = registry
+        #: Where refusals are counted (the server's host's numbers).
+        self.stats = STATS.counted(self) if stats is None else stats
         #: Connections in a handler (streams handed off count in the registry).
         self.connections = 0
         self.streams = StreamCounts()

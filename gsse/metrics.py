@@ -1,10 +1,15 @@
 """What the server counts, and how Prometheus reads it.
 
-The hot path only bumps plain ``int`` attributes of one process-wide
-:data:`STATS` object: a write costs two integer additions, never a call into
-``prometheus_client``. A custom collector turns those numbers into metric
-families when Prometheus scrapes, so ``prometheus_client`` (the optional
-extra ``gsse[metrics]``) is imported only by :func:`metrics_app` and
+The hot path only bumps plain ``int`` slots of its host's
+:class:`~gsse.stats.Stats` (:mod:`gsse.stats`): a write costs two integer
+additions, never a call into ``prometheus_client``. Two servers in one
+process count apart (``Server(metrics_path=...)`` shows its own), while
+:data:`STATS` and :func:`metrics_app` show the whole process. Broker, auth
+and watchdog numbers are process-wide only (a broker serves every host).
+
+A custom collector turns those numbers into metric families when
+Prometheus scrapes, so ``prometheus_client`` (the optional extra
+``gsse[metrics]``) is imported only by :func:`metrics_app` and
 :func:`register`, and gsse runs without it.
 
 Counters are per process, like every Prometheus client: with ``--workers``
@@ -13,13 +18,15 @@ each worker is scraped (or aggregated) separately.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
 from .exceptions import CloseReason
+from .stats import STATS as STATS
+from .stats import ProcessStats
+from .stats import Stats as Stats
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -40,76 +47,16 @@ def cause_of(reason: CloseReason | str) -> str:
 _CAUSES: dict[str, str] = {reason.value: reason.cause for reason in CloseReason}
 
 
-class Stats:
-    """Plain counters and gauges, bumped on the hot path, read at scrape time.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        #: Streams opened since start; open streams are opened - closed.
-        self.streams_opened = 0
-        self.streams_closed = 0
-        #: Writes handed to stream transports (events, comments, pings).
-        self.writes = 0
-        self.bytes = 0
-        self.pings = 0
-        #: Streams ended, by :attr:`CloseReason.cause` and by reason.
-        self.disconnects: dict[str, int] = {}
-        self.closes: dict[CloseReason, int] = {}
-        self.callback_errors = 0
-        #: Requests refused by a limit, by status code.
-        self.rejected: dict[int, int] = {}
-        self.loop_blocks = 0
-        self.loop_blocked_seconds = 0.0
-        self.broker_errors = 0
-        #: Seconds between a broker publish and its delivery, last seen.
-        self.broker_lag = 0.0
-        self.auth_denied = 0
-
-    @property
-    def open_streams(self) -> int:
-        return self.streams_opened - self.streams_closed
-
-    def stream_closed(self, reason: CloseReason) -> None:
-        self.streams_closed += 1
-        self.closes[reason] = self.closes.get(reason, 0) + 1
-        cause = reason.cause
-        self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
-
-    def reject(self, status: int) -> None:
-        self.rejected[status] = self.rejected.get(status, 0) + 1
-
-    def snapshot(self) -> dict[str, Any]:
-        """All numbers as a plain dict (for logs, tests and the soak report)."""
-        return {
-            "open_streams": self.open_streams,
-            "streams_opened": self.streams_opened,
-            "writes": self.writes,
-            "bytes": self.bytes,
-            "pings": self.pings,
-            "disconnects": dict(self.disconnects),
-            "closes": {reason.value: n for reason, n in self.closes.items()},
-            "send_timeouts": self.disconnects.get("send_timeout", 0),
-            "callback_errors": self.callback_errors,
-            "rejected": dict(self.rejected),
-            "loop_blocks": self.loop_blocks,
-            "broker_errors": self.broker_errors,
-            "broker_lag": self.broker_lag,
-            "auth_denied": self.auth_denied,
-        }
-
-
-#: The process-wide numbers every part of gsse bumps.
-STATS = Stats()
-
-
 class _Collector:
     """A ``prometheus_client`` collector that reads :data:`STATS` when scraped."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats | ProcessStats) -> None:
         self.stats = stats
+
+    def _process(self, name: str) -> float:
+        """A process-wide number (a broker's, say), whatever the host."""
+        value: float = getattr(STATS, name)
+        return value
 
     def describe(self) -> list[Any]:
         return []
@@ -118,7 +65,7 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily
         from prometheus_client.core import GaugeMetricFamily
 
-        s = self.stats
+        s = self.stats.total() if isinstance(self.stats, ProcessStats) else self.stats
 
         def counter(name: str, doc: str, value: float) -> Any:
             return CounterMetricFamily(f"gsse_{name}", doc, value=value)
@@ -157,24 +104,40 @@ class _Collector:
         for status, count in sorted(s.rejected.items()):
             rejected.add_metric([str(status)], count)
         yield rejected
-        yield counter("auth_denied", "Streams refused by an auth hook.", s.auth_denied)
-        yield counter("loop_blocks", "Times the event loop was blocked.", s.loop_blocks)
+        process = self._process
+        yield counter(
+            "auth_denied", "Streams refused by an auth hook.", process("auth_denied")
+        )
+        yield counter(
+            "loop_blocks", "Times the event loop was blocked.", process("loop_blocks")
+        )
         yield counter(
             "loop_blocked_seconds",
             "Seconds the event loop spent blocked.",
-            s.loop_blocked_seconds,
+            process("loop_blocked_seconds"),
         )
         yield counter(
-            "broker_errors", "Broker operations that failed.", s.broker_errors
+            "broker_errors", "Broker operations that failed.", process("broker_errors")
         )
         yield gauge(
             "broker_lag_seconds",
             "Seconds from publish to delivery, last seen.",
-            s.broker_lag,
+            process("broker_lag"),
         )
 
 
 _registered: dict[int, _Collector] = {}
+
+
+def _prometheus() -> Any:
+    """``prometheus_client``, or an ImportError that says what to install."""
+    try:
+        import prometheus_client
+    except ImportError:
+        raise ImportError(
+            "gsse metrics need prometheus_client: pip install 'gsse[metrics]'"
+        ) from None
+    return prometheus_client
 
 
 def register(registry: Any = None) -> None:
@@ -185,12 +148,7 @@ def register(registry: Any = None) -> None:
     :raises ImportError: ``prometheus_client`` is not installed; install
         ``gsse[metrics]``.
     """
-    try:
-        import prometheus_client
-    except ImportError:
-        raise ImportError(
-            "gsse metrics need prometheus_client: pip install 'gsse[metrics]'"
-        ) from None
+    prometheus_client = _prometheus()
     target = prometheus_client.REGISTRY if registry is None else registry
     if id(target) not in _registered:
         collector = _Collector(STATS)
@@ -198,8 +156,15 @@ def register(registry: Any = None) -> None:
         _registered[id(target)] = collector
 
 
-def metrics_app(registry: Any = None) -> WSGIApplication:
+def metrics_app(registry: Any = None, stats: Stats | None = None) -> WSGIApplication:
     """A WSGI app that serves the metrics in Prometheus' text format.
+
+    :param registry: a ``prometheus_client.CollectorRegistry`` to serve (gsse's
+        collector is added to it); the default is ``prometheus_client.REGISTRY``,
+        whose gsse numbers are the whole process' (:data:`STATS`).
+    :param stats: serve these numbers alone, on a registry of their own (what
+        ``Server(metrics_path=...)`` does with its host's); ``registry`` must
+        then be ``None``.
 
     Mount it on any path, e.g. with werkzeug's ``DispatcherMiddleware`` or
     ``Server(app, metrics_path="/metrics")``. It answers anyone: the counts
@@ -209,10 +174,16 @@ def metrics_app(registry: Any = None) -> WSGIApplication:
 
     .. versionadded:: 0.1
     """
-    register(registry)
-    import prometheus_client
-
-    target = prometheus_client.REGISTRY if registry is None else registry
+    if stats is not None:
+        if registry is not None:
+            raise TypeError("metrics_app() takes registry or stats, not both")
+        prometheus_client = _prometheus()
+        target = prometheus_client.CollectorRegistry(auto_describe=False)
+        target.register(_Collector(stats))
+    else:
+        register(registry)
+        prometheus_client = _prometheus()
+        target = prometheus_client.REGISTRY if registry is None else registry
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body = prometheus_client.generate_latest(target)

@@ -6,57 +6,47 @@ behave the same under every gevent host:
 - its stream settings (``ping``, ``send_timeout``) lie over the host's, and
   its stream limits (``max_streams``, ``max_streams_per_ip``) are answered
   with ``503``/``429`` before any header, counting its own streams;
-- under ``gsse run`` the server already tracks streams: its registry,
-  thread pool and shutdown serve the middleware's streams too;
-- under gunicorn's gevent worker or a plain ``gevent.pywsgi`` server the
-  middleware brings its own: a registry (keep-alive pings, send timeouts,
-  disconnect detection), a thread pool for ``blocking=True``, and a
-  graceful shutdown on SIGTERM.
+- under ``gsse run`` (or a gunicorn worker with the ``gsse.gunicorn`` hook)
+  the request already has a :class:`~gsse.host.Host`: the middleware joins
+  it, and its registry, thread pool and shutdown serve these streams too;
+- elsewhere (gunicorn's gevent worker without the hook, a plain
+  ``gevent.pywsgi`` server) the middleware's own host serves them: keep-alive
+  pings, send timeouts, disconnect detection, a thread pool for
+  ``blocking=True``.
 
-The SIGTERM hook is chained, not taken: on the first request it serves
-itself, the middleware replaces the Python SIGTERM handler the host
-installed (the gunicorn worker's, say) with one hook shared by every
-middleware in the process. On SIGTERM the hook tells their streams to
-finish (``writer.shutting_down``), waits up to ``graceful_timeout``, closes
-the rest with correct framing, and then calls the handler it replaced; when
-that was the default one (a plain script), the process ends by SIGTERM, as
-it would have. ``handle_sigterm=False`` turns this off;
-:meth:`SSEMiddleware.shutdown` does the same on demand.
+The middleware never touches signals. Who serves the app shuts it down:
+``gsse run`` and ``gsse.gunicorn`` do it on SIGTERM; a script that runs
+its own server calls :meth:`SSEMiddleware.shutdown` (docs/flask.md).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import os
-import signal
-import time
+import warnings
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
 
-import gevent
 from werkzeug.wrappers import Response
 
-from .bridge import DEFAULT_THREADS
-from .bridge import THREADPOOL_KEY
-from .bridge import BlockingPool
 from .config import DEFAULT_GRACEFUL_TIMEOUT
 from .config import server_only_options
-from .hosts import host_can_stream
+from .host import HOST_KEY
+from .host import Host
+from .host import HostView
+from .host import view_of
 from .limits import DEFAULT_RETRY_AFTER
 from .limits import Limits
 from .limits import StreamCounts
-from .metrics import STATS
 from .options import reject_unknown
+from .pool import BlockingPool
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
-from .stream import ADMISSION_KEY
-from .stream import REGISTRY_KEY
 from .stream import REQUEST_ENVIRON
-from .transport import Transport
+from .streams import Stream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -64,10 +54,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-
-#: The environ key listing the middlewares a request went through, so each
-#: counts (and limits) only its own streams in a registry it may share.
-MIDDLEWARES_KEY = "gsse.middlewares"
 
 #: Options of the gsse server that a middleware cannot enforce, and why
 #: (from the declaration of every option, :data:`gsse.config.OPTIONS`).
@@ -94,14 +80,18 @@ class SSEMiddleware:
         work gets ``503``; ``None``: 10 per thread.
     :param buffer_size: bytes a stream may hold unsent before its writer
         waits, for streams that set none; ``None``: the host's (64 KiB).
-    :param handle_sigterm: shut streams down gracefully on SIGTERM (see the
-        module docs); ``False`` leaves signals alone.
+    :param handle_sigterm: deprecated, no effect: the middleware never
+        touches signals (a ``DeprecationWarning`` says so); shut down with
+        :meth:`shutdown`, ``gsse run`` or ``gsse.gunicorn``.
 
     Under ``gsse run`` the server's thread pool and shutdown serve these
     streams, so ``threads``, ``thread_queue`` and ``graceful_timeout`` come
     from the server (a warning says so if they were given here).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       The middleware no longer hooks SIGTERM; ``handle_sigterm`` is
+       deprecated.
     """
 
     def __init__(
@@ -117,7 +107,7 @@ class SSEMiddleware:
         threads: int | None = None,
         thread_queue: int | None = None,
         buffer_size: int | None = None,
-        handle_sigterm: bool = True,
+        handle_sigterm: bool | None = None,
         **server_only: Any,
     ) -> None:
         for name in server_only:
@@ -130,11 +120,19 @@ class SSEMiddleware:
             )
         if not callable(app):
             raise TypeError(f"SSEMiddleware wraps a WSGI callable, got {app!r}")
+        if handle_sigterm is not None:
+            warnings.warn(
+                "SSEMiddleware(handle_sigterm=...) has no effect and will go:"
+                " the middleware never touches signals. gsse run and the"
+                " gsse.gunicorn hook shut it down on SIGTERM; under your own"
+                " server call middleware.shutdown() (docs/flask.md)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.app = app
         self.settings = StreamSettings(
             ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
         )
-        self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
         self.limits = Limits(
             max_streams_per_ip=max_streams_per_ip, retry_after=retry_after
         )
@@ -148,20 +146,18 @@ class SSEMiddleware:
                 f" got {max_streams!r}"
             )
         self.max_streams = max_streams
-        self.registry = StreamRegistry()
-        #: This middleware's open streams, whichever registry tracks them.
-        self.counts = StreamCounts()
-        self.registry.add_hooks.append(self._count_mine)
-        self._counted_in: weakref.WeakSet[StreamRegistry] = weakref.WeakSet(
-            [self.registry]
-        )
-        self.pool = BlockingPool(
-            DEFAULT_THREADS if threads is None else threads,
-            max_queue=thread_queue,
+        #: The host of this middleware's streams where no server brings one.
+        self.hosting = Host(
+            threads=threads,
+            thread_queue=thread_queue,
             retry_after=retry_after,
+            graceful_timeout=graceful_timeout,
+            owner=self,
         )
-        self.handle_sigterm = handle_sigterm
-        self._sigterm_hooked = False
+        #: This middleware's open streams, whichever host serves them.
+        self.counts = StreamCounts()
+        #: The hosts of servers this middleware has served under.
+        self._joined: weakref.WeakSet[Host] = weakref.WeakSet()
         #: Options given that only apply when the middleware brings its own
         #: registry; named in a warning if a gsse server turns out to own it.
         self._unused_under_server = [
@@ -175,6 +171,27 @@ class SSEMiddleware:
         ]
 
     @property
+    def graceful_timeout(self) -> float:
+        """Seconds this middleware's own host gives streams at shutdown."""
+        return self.hosting.graceful_timeout
+
+    @graceful_timeout.setter
+    def graceful_timeout(self, seconds: float) -> None:
+        self.hosting.graceful_timeout = (
+            check_seconds("graceful_timeout", seconds) or 0.0
+        )
+
+    @property
+    def registry(self) -> StreamRegistry:
+        """The open streams of this middleware's own host."""
+        return self.hosting.registry
+
+    @property
+    def pool(self) -> BlockingPool:
+        """The thread pool of this middleware's own host."""
+        return self.hosting.pool
+
+    @property
     def open_streams(self) -> int:
         """This middleware's streams that are still open."""
         return self.counts.total
@@ -182,46 +199,43 @@ class SSEMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        self.settings.apply_to(environ)
-        registry = environ.get(REGISTRY_KEY)
-        if registry is None:
-            # No gsse server (or outer middleware) below us: bring our own.
-            environ[REGISTRY_KEY] = self.registry
-            environ[THREADPOOL_KEY] = self.pool
-            if not self._sigterm_hooked and host_can_stream(environ):
-                # Only a gevent host runs the greenlet the hook spawns.
-                self._hook_sigterm()
-        elif registry not in self._counted_in:
-            self._count_streams_of(registry)
-        environ.setdefault(MIDDLEWARES_KEY, []).append(self)
-        environ.setdefault(ADMISSION_KEY, []).append(self.admit)
+        view = view_of(environ)
+        if view is None:
+            view = self.hosting.view  # no server below us: our own host
+        elif view.host is None:
+            # A layer without a host (a gsse.App) came first: ours serves.
+            view = HostView(self.hosting, view.settings, view.gates)
+        elif view.host is not self.hosting and view.host not in self._joined:
+            self._join(view.host)
+        environ[HOST_KEY] = view.through(self.settings, self)
         token = REQUEST_ENVIRON.set(environ)
         try:
             return self.app(environ, start_response)
         finally:
             REQUEST_ENVIRON.reset(token)
 
-    def _count_streams_of(self, registry: StreamRegistry) -> None:
-        """Count this middleware's streams in a registry it does not own."""
-        self._counted_in.add(registry)
-        registry.add_hooks.append(self._count_mine)
+    def _join(self, host: Host) -> None:
+        """Serve under a server's host, once: say which options do not apply."""
+        self._joined.add(host)
         if self._unused_under_server:
             logger.warning(
-                "SSEMiddleware runs under the gsse server, whose thread pool and"
-                " shutdown serve the streams; %s given to the middleware do not"
-                " apply (gsse run --threads/--thread-queue/--graceful-timeout"
-                " set them)",
+                "SSEMiddleware serves under another host (the gsse server,"
+                " or the gsse.gunicorn hook's), whose thread pool and shutdown"
+                " serve the streams; %s given to the middleware do not apply"
+                " (gsse run --threads/--thread-queue/--graceful-timeout set"
+                " them)",
                 ", ".join(self._unused_under_server),
             )
 
-    def _count_mine(self, transport: Transport, environ: WSGIEnvironment) -> None:
-        if self in environ.get(MIDDLEWARES_KEY, ()):
-            self.counts.track(transport, environ)
+    def track(self, stream: Stream, environ: WSGIEnvironment) -> None:
+        """Count a stream of a request that passed this middleware."""
+        self.counts.track(stream, environ)
 
     def admit(self, environ: WSGIEnvironment) -> Response | None:
         """``None`` to let a stream start, or the refusal to send instead."""
-        registry = environ.get(REGISTRY_KEY, self.registry)
-        if registry.shutting_down:
+        view = view_of(environ)
+        host = view.host if view is not None and view.host else self.hosting
+        if host.shutting_down:
             return self._refuse(environ, 503, "the server is shutting down")
         if self.max_streams is not None and self.counts.total >= self.max_streams:
             return self._refuse(
@@ -234,7 +248,9 @@ class SSEMiddleware:
         return None
 
     def _refuse(self, environ: WSGIEnvironment, status: int, message: str) -> Response:
-        STATS.reject(status)
+        view = view_of(environ)
+        host = view.host if view is not None and view.host else self.hosting
+        host.stats.reject(status)
         logger.info(
             "refused a stream to %s with %d: %s",
             environ.get("REMOTE_ADDR", "?"),
@@ -249,91 +265,19 @@ class SSEMiddleware:
         )
 
     def shutdown(self, graceful_timeout: float | None = None) -> int:
-        """End this middleware's streams gracefully; return how many were cut.
+        """End the streams of this middleware's own host; return how many were cut.
 
-        Sets ``writer.shutting_down``, waits up to ``graceful_timeout``
-        seconds (default: the middleware's) for streams to end, closes the
-        rest with correct framing and waits what is left of the grace
-        period (at least a second) for ``blocking=True`` callbacks.
+        :meth:`gsse.host.Host.shutdown`: sets ``writer.shutting_down``, waits
+        up to ``graceful_timeout`` seconds (default: the middleware's) for
+        streams to end, closes the rest with correct framing and gives
+        ``blocking=True`` callbacks what is left of the grace period (at
+        least a second). Call it from the code that runs the server (a
+        signal handler, say; docs/flask.md). Under ``gsse run`` the server's
+        host serves the streams and the server shuts it down.
         """
-        timeout = (
-            self.graceful_timeout if graceful_timeout is None else graceful_timeout
-        )
-        deadline = time.monotonic() + (timeout or 0.0)
-        closed = self.registry.shutdown(timeout or 0.0)
-        busy = self.pool.join(max(1.0, deadline - time.monotonic()))
-        if busy:
-            logger.warning(
-                "%d pool thread(s) still running after the graceful timeout", busy
-            )
-        return closed
-
-    def _hook_sigterm(self) -> None:
-        self._sigterm_hooked = True
-        if self.handle_sigterm:
-            _SIGTERM.join(self)
+        return self.hosting.shutdown(graceful_timeout)
 
 
-class _SigtermHook:
-    """One process-wide SIGTERM handler for every middleware that asks.
-
-    On SIGTERM it shuts all of them down at once and only then calls the
-    handler it replaced (gunicorn's, say; one that calls ``sys.exit`` can
-    no longer cut the goodbyes short), or, when that was the default, ends
-    the process by SIGTERM. A second SIGTERM calls the previous handler at
-    once (the default: the process ends at once).
-    """
-
-    def __init__(self) -> None:
-        self.middlewares: list[SSEMiddleware] = []
-        self.previous: Any = None
-        self.shutting_down: gevent.Greenlet | None = None
-
-    def join(self, middleware: SSEMiddleware) -> None:
-        if self.middlewares:
-            if middleware not in self.middlewares:
-                self.middlewares.append(middleware)
-            return
-        try:
-            previous = signal.getsignal(signal.SIGTERM)
-            if previous is signal.SIG_IGN or previous is None:
-                return  # ignored on purpose, or owned by C code: leave it
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:
-            # Not the main thread: signals are the host's business then.
-            logger.debug("SSEMiddleware: not in the main thread; SIGTERM not hooked")
-            return
-        self.previous = previous
-        self.middlewares.append(middleware)
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        if self.shutting_down is None:
-            logger.info(
-                "SIGTERM received: ending %d open stream(s) (they get %s s)",
-                sum(m.open_streams for m in self.middlewares),
-                max(m.graceful_timeout or 0.0 for m in self.middlewares),
-            )
-            self.shutting_down = gevent.spawn(self._shut_down_then_hand_on, signum)
-        else:
-            self._hand_on(signum, frame)  # asked twice: do not wait
-
-    def _shut_down_then_hand_on(self, signum: int) -> None:
-        try:
-            gevent.joinall([gevent.spawn(m.shutdown) for m in self.middlewares])
-        except Exception:
-            logger.exception("graceful shutdown of streams failed")
-        self._hand_on(signum, None)
-
-    def _hand_on(self, signum: int, frame: Any) -> None:
-        if callable(self.previous):
-            self.previous(signum, frame)
-        elif self.previous is signal.SIG_DFL:
-            logging.shutdown()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-_SIGTERM = _SigtermHook()
 #: The keyword options SSEMiddleware takes, for "did you mean" suggestions.
 _MIDDLEWARE_OPTIONS = [
     name

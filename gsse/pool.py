@@ -1,8 +1,8 @@
 """The thread pool that runs blocking work: bounded threads, bounded queue.
 
-One :class:`BlockingPool` per server runs ``blocking=True`` stream
-callbacks and, with ``handlers="threads"``, request handlers. Deliberate
-choices:
+One :class:`BlockingPool` per host (:class:`gsse.host.Host`) runs
+``blocking=True`` stream callbacks and, with ``handlers="threads"``,
+request handlers. Deliberate choices:
 
 - threads are handed out in arrival order by a gevent semaphore in the
   loop, so the loop decides, just before a task gets its thread, whether
@@ -34,23 +34,14 @@ from gevent.lock import Semaphore
 from gevent.monkey import get_original
 from gevent.threadpool import ThreadPool
 
-from .metrics import STATS
+from .stats import STATS
+from .stats import Stats
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "BlockingPool",
-    "ClientGone",
-    "PoolFull",
-    "default_pool",
-    "pool_of",
-    "run_blocking",
-]
-
-#: The environ key of the :class:`BlockingPool` of the host.
-THREADPOOL_KEY = "gsse.threadpool"
+__all__ = ["BlockingPool", "ClientGone", "PoolFull"]
 
 #: Threads per process when nobody says (``--threads``): gevent's own
 #: default. Pool threads mostly wait on I/O or the GIL; raise it for many
@@ -139,6 +130,8 @@ class BlockingPool:
     :param max_queue: the most tasks waiting for a thread; ``None``:
         :data:`QUEUE_PER_THREAD` per thread.
     :param retry_after: the ``Retry-After`` seconds of a refusal.
+    :param stats: where refusals are counted (the host's numbers); ``None``:
+        numbers of its own.
 
     .. versionadded:: 0.1
     """
@@ -148,6 +141,7 @@ class BlockingPool:
         size: int = DEFAULT_THREADS,
         max_queue: int | None = None,
         retry_after: int = 5,
+        stats: Stats | None = None,
     ) -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ValueError(f"threads must be an int of at least 1, got {size!r}")
@@ -163,6 +157,7 @@ class BlockingPool:
             )
         self.size = size
         self.max_queue = max_queue
+        self.stats = STATS.counted(self) if stats is None else stats
         self.retry_after = retry_after
         self._pool: ThreadPool | None = None
         #: Free threads, handed out in arrival order (FIFO).
@@ -212,7 +207,7 @@ class BlockingPool:
     def refuse(self) -> None:
         """Count (and log, rate-limited) work refused because the queue is full."""
         self.refused += 1
-        STATS.reject(503)
+        self.stats.reject(503)
         if not self._rate_limited():
             logger.warning(
                 "thread pool queue full (%d threads busy, %d task(s) waiting):"
@@ -352,39 +347,31 @@ class BlockingPool:
         submitted later starts threads again and lowers the interval again.
         """
         self._idle.wait(max(0.0, timeout))
+        self._give_back_interval()
+        return self.pending
+
+    def _give_back_interval(self) -> None:
         if self._interval_held:
             self._interval_held = False
             _switch_interval.give_back()
-        return self.pending
 
+    def close(self) -> None:
+        """End the pool: no thread stays behind once its work is done.
 
-_default_pool: BlockingPool | None = None
+        Gives the switch interval back now, and ends the threads as soon as
+        what still runs is done (a thread cannot be stopped from outside).
+        The pool may be used again afterwards; it then starts over.
+        """
+        self._give_back_interval()
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if not self.pending:
+            pool.kill()
+            return
 
+        def kill_when_idle() -> None:
+            self._idle.wait()
+            pool.kill()
 
-def default_pool() -> BlockingPool:
-    """The pool of hosts that bring none (gunicorn, a plain pywsgi server)."""
-    global _default_pool
-    if _default_pool is None:
-        _default_pool = BlockingPool()
-    return _default_pool
-
-
-def pool_of(environ: Any) -> BlockingPool:
-    """The thread pool of the host that serves ``environ``."""
-    pool: BlockingPool = (environ or {}).get(THREADPOOL_KEY) or default_pool()
-    return pool
-
-
-def run_blocking(
-    environ: Any,
-    func: Callable[..., Any],
-    *args: Any,
-    alive: Callable[[], bool] | None = None,
-) -> None:
-    """Run ``func(*args)`` in a real OS thread of the host's thread pool.
-
-    The work was admitted before its response started (see :attr:`full`),
-    so it is queued even past the bound; it is skipped if ``alive()`` is
-    false once a thread is free.
-    """
-    pool_of(environ).submit(func, *args, alive=alive, bounded=False)
+        gevent.spawn(kill_when_idle)

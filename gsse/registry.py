@@ -1,10 +1,11 @@
-"""The open streams of one server (or one middleware): keep-alive and shutdown.
+"""The open streams of one host: keep-alive, send timeouts and shutdown.
 
-One greenlet per registry ticks while streams are open, instead of a timer
-per stream: a tick costs a few attribute reads per stream, and an idle
-stream then holds no timer, greenlet or closure of its own. A stream gets a
-ping once it has written nothing for ``ping`` seconds (measured in ticks, so
-up to one tick later).
+One greenlet per registry ticks while streams are open (each tick is
+:meth:`gsse.streams.Stream.keep_alive`), instead of a timer per stream: a
+tick costs a few attribute reads per stream, and an idle stream then holds
+no timer, greenlet or closure of its own. A stream gets a ping once it has
+written nothing for ``ping`` seconds (measured in ticks, so up to one tick
+later).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from gevent.event import Event as GeventEvent
 
 from .exceptions import CloseReason
 from .logsafe import escape
-from .transport import Transport
+from .streams import Stream
 from .transport.cork import Corks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 #: Called with each stream added and its request's environ (limits, metrics).
-AddHook = Callable[[Transport, "WSGIEnvironment"], Any]
+AddHook = Callable[[Stream, "WSGIEnvironment"], Any]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class StreamRegistry:
     """
 
     def __init__(self) -> None:
-        self._streams: set[Transport] = set()
+        self._streams: set[Stream] = set()
         self._tick = MAX_TICK
         self._ticker: gevent.Greenlet | None = None
         self._emptied = GeventEvent()
@@ -56,49 +57,49 @@ class StreamRegistry:
         #: Hooks called with every stream added (see :data:`AddHook`).
         self.add_hooks: list[AddHook] = []
         #: Streams with nothing to finish, ended at once by a shutdown.
-        self._idle: weakref.WeakSet[Transport] = weakref.WeakSet()
+        self._idle: weakref.WeakSet[Stream] = weakref.WeakSet()
         #: This host's write batching, one cork per event loop it serves on.
         self.corks = Corks()
 
     def __len__(self) -> int:
         return len(self._streams)
 
-    def add(self, transport: Transport, environ: WSGIEnvironment | None = None) -> None:
-        """Track ``transport`` until it closes.
+    def add(self, stream: Stream, environ: WSGIEnvironment | None = None) -> None:
+        """Track ``stream`` until it closes.
 
         :param environ: the stream's request, for log context and add hooks.
         """
         if environ is not None:
             # Logged with every line about the stream: escaped, as client data.
-            transport.path = escape(environ.get("PATH_INFO", ""), 200)
+            stream.path = escape(environ.get("PATH_INFO", ""), 200)
         if self.shutting_down:
-            transport.close(CloseReason.SHUTDOWN)
+            stream.close(CloseReason.SHUTDOWN)
             return
-        self._streams.add(transport)
+        self._streams.add(stream)
         self._emptied.clear()
-        transport.on_close(self._discard)
-        for period in (transport.ping, transport.send_timeout):
+        stream.on_close(self._discard)
+        for period in (stream.ping, stream.send_timeout):
             if period > 0:
                 self._tick = min(self._tick, max(period / 4, 0.01))
         if self._ticker is None:
             self._ticker = gevent.spawn(self._run_ticker)
         for hook in self.add_hooks:
-            hook(transport, environ if environ is not None else {})
+            hook(stream, environ if environ is not None else {})
 
-    def end_at_shutdown(self, transport: Transport) -> None:
-        """Let a graceful shutdown end ``transport`` at once, not after the grace.
+    def end_at_shutdown(self, stream: Stream) -> None:
+        """Let a graceful shutdown end ``stream`` at once, not after the grace.
 
         For streams no callback drives, such as channel subscriptions: they
         have nothing to finish, and their clients resume from
         ``Last-Event-ID`` when they reconnect.
         """
         if self.shutting_down:
-            transport.close(CloseReason.SHUTDOWN)
+            stream.close(CloseReason.SHUTDOWN)
         else:
-            self._idle.add(transport)
+            self._idle.add(stream)
 
-    def _discard(self, transport: Transport) -> None:
-        self._streams.discard(transport)
+    def _discard(self, stream: Stream) -> None:
+        self._streams.discard(stream)
         if not self._streams:
             self._emptied.set()
 
@@ -107,8 +108,8 @@ class StreamRegistry:
             while self._streams:
                 gevent.sleep(self._tick)
                 now = time.monotonic()
-                for i, transport in enumerate(list(self._streams), 1):
-                    transport.tick(now)
+                for i, stream in enumerate(list(self._streams), 1):
+                    stream.keep_alive(now)
                     if not i % TICK_SLICE:
                         # Let requests and other streams run between slices:
                         # ticking 20k streams, with a second's worth of
@@ -130,8 +131,8 @@ class StreamRegistry:
         closed with correct framing. Returns how many had to be closed.
         """
         self.shutting_down = True
-        for transport in list(self._idle):
-            transport.close(CloseReason.SHUTDOWN)
+        for stream in list(self._idle):
+            stream.close(CloseReason.SHUTDOWN)
         open_now = len(self._streams)
         if open_now:
             logger.info(
@@ -141,21 +142,10 @@ class StreamRegistry:
             )
         self.wait_empty(graceful_timeout)
         remaining = list(self._streams)
-        for transport in remaining:
-            transport.close(CloseReason.SHUTDOWN_DEADLINE)
+        for stream in remaining:
+            stream.close(CloseReason.SHUTDOWN_DEADLINE)
         if remaining:
             logger.info(
                 "closed %d stream(s) still open after the grace period", len(remaining)
             )
         return len(remaining)
-
-
-_default: StreamRegistry | None = None
-
-
-def default_registry() -> StreamRegistry:
-    """The process-wide registry for streams served by a foreign host."""
-    global _default
-    if _default is None:
-        _default = StreamRegistry()
-    return _default

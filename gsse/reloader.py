@@ -23,10 +23,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
+from typing import Any
 
 from .config import Config
-from .server import EXIT_INTERRUPTED
+from .signals import EXIT_INTERRUPTED
+from .signals import ShutdownSignals
 from .usage import error
 from .usage import missing_for
 
@@ -91,8 +92,18 @@ class Reloader:
         """Supervise until SIGTERM/SIGINT; return the exit code."""
         import watchfiles
 
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        # gsse's one signal capture, without a loop: first signal graceful,
+        # a second SIGINT forwarded to the child (which then exits at once).
+        signals = ShutdownSignals(
+            self._on_signal, self.stop_timeout, in_loop=False, on_force=self._force
+        )
+        signals.install()
+        try:
+            return self._supervise(watchfiles)
+        finally:
+            signals.remove()
+
+    def _supervise(self, watchfiles: Any) -> int:
         logger.info(
             "reloader (pid %d) watching %s: the server restarts when a .py file"
             " changes",
@@ -150,14 +161,15 @@ class Reloader:
             child.kill()
             return child.wait()
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int) -> None:
+        """The first SIGTERM/SIGINT (from the signal thread): stop gracefully."""
         if not self.stopping.is_set():
             logger.info("%s received: stopping the server", signal.Signals(signum).name)
             self.stopping.set()
-            return
-        if signum == signal.SIGINT:
-            # A second Ctrl-C: the child (told once already) exits at once.
-            self.interrupted = True
-            child = self.child
-            if child is not None and child.poll() is None:
-                child.send_signal(signal.SIGINT)
+
+    def _force(self, signum: int) -> None:
+        """A second Ctrl-C: the child (told once already) exits at once."""
+        self.interrupted = True
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGINT)

@@ -7,10 +7,14 @@ is an :class:`~gsse.stream.SSEBody` takes the fast path: headers and first
 chunk in one send, then the socket belongs to the stream. Everything else
 is plain WSGI.
 
-Shutdown (SIGTERM, SIGINT): stop accepting, set ``writer.shutting_down``,
-wait up to ``graceful_timeout`` for streams to end, close the rest with
-correct HTTP framing, and return; a second SIGINT exits at once, and a
-loop blocked past the graceful timeout ends the process (:mod:`gsse.signals`).
+A server owns one :class:`~gsse.host.Host` (:attr:`Server.hosting`): its
+streams, thread pool, settings and numbers, shared with no other server.
+
+Shutdown (SIGTERM, SIGINT, caught by :mod:`gsse.signals`): stop accepting,
+then :meth:`Host.shutdown <gsse.host.Host.shutdown>` (tell streams, wait,
+close the rest with correct HTTP framing, join the pool), then give plain
+requests a second; a second SIGINT exits at once, and a loop blocked past
+the graceful timeout ends the process.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import time
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import NoReturn
@@ -28,9 +31,6 @@ from gevent.event import Event as GeventEvent
 from gevent.pywsgi import WSGIServer
 
 from .binding import DEFAULT_PORT
-from .bridge import DEFAULT_THREADS
-from .bridge import THREADPOOL_KEY
-from .bridge import BlockingPool
 from .config import BY_NAME
 from .config import DEFAULT_BACKLOG as DEFAULT_BACKLOG  # where it was before
 from .config import DEFAULT_GRACEFUL_TIMEOUT as DEFAULT_GRACEFUL_TIMEOUT
@@ -41,6 +41,8 @@ from .config import RUN_OPTIONS
 from .config import SERVER_OPTIONS
 from .fastpath import SSEHandler
 from .fastpath import access_logger
+from .host import HOST_KEY
+from .host import Host
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
 from .limits import DEFAULT_BODY_TIMEOUT
 from .limits import DEFAULT_HEADER_TIMEOUT
@@ -52,12 +54,12 @@ from .limits import Limiter
 from .limits import Limits
 from .options import check_all
 from .options import reject_unknown
+from .pool import BlockingPool
 from .registry import StreamRegistry
 from .settings import StreamSettings
 from .settings import check_seconds
 from .signals import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # where it was before
 from .signals import ShutdownSignals
-from .stream import REGISTRY_KEY
 from .threaded import ThreadedHandlers
 from .watchdog import Watchdog
 
@@ -153,10 +155,17 @@ class Server:
         # the declaration (tests/test_options.py keeps the two in step).
         reject_unknown("Server", unknown, (o.name for o in SERVER_OPTIONS))
         check_all(SERVER_OPTIONS, locals())
-        self.pool = BlockingPool(
-            DEFAULT_THREADS if threads is None else threads,
-            max_queue=thread_queue,
+        #: This server's streams, thread pool, settings and numbers.
+        self.hosting = Host(
+            settings=StreamSettings(
+                ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
+            ),
+            threads=threads,
+            thread_queue=thread_queue,
             retry_after=retry_after,
+            graceful_timeout=graceful_timeout,
+            native=True,
+            owner=self,
         )
         self.handlers = handlers
         if handlers == "threads":
@@ -165,7 +174,7 @@ class Server:
             from .metrics import metrics_app
             from .metrics import mount
 
-            app = mount(app, metrics_path, metrics_app())
+            app = mount(app, metrics_path, metrics_app(stats=self.hosting.stats))
         self.app = app
         self.limits = Limits(
             max_connections=max_connections,
@@ -178,16 +187,8 @@ class Server:
             body_idle_timeout=body_idle_timeout,
             body_timeout=body_timeout,
         )
-        self.graceful_timeout = check_seconds("graceful_timeout", graceful_timeout)
-        self.registry = StreamRegistry()
-        environ = {
-            REGISTRY_KEY: self.registry,
-            "gsse.settings": StreamSettings(
-                ping=ping, send_timeout=send_timeout, buffer_size=buffer_size
-            ),
-            "gsse.server": self,
-            THREADPOOL_KEY: self.pool,
-        }
+        # The one key of every request: pywsgi copies this into each environ.
+        environ = {HOST_KEY: self.hosting.view}
         self.wsgi = WSGIServer(
             listener if listener is not None else (host, port),
             app,
@@ -198,13 +199,36 @@ class Server:
             # A socket that is already listening keeps its own backlog.
             backlog=backlog if listener is None else None,
         )
-        self.wsgi.limiter = Limiter(self.limits, self.registry)
+        self.wsgi.limiter = Limiter(
+            self.limits, self.hosting.registry, self.hosting.stats
+        )
         self.watchdog: Watchdog | None = None
         if max_blocking_time is not None:
             self.watchdog = Watchdog(max_blocking_time)
         self._stopping: gevent.Greenlet | None = None
         self._stopped = GeventEvent()
-        self._signals = ShutdownSignals(self._on_signal, self.graceful_timeout or 0.0)
+        self._signals = ShutdownSignals(self._on_signal, self.graceful_timeout)
+
+    @property
+    def graceful_timeout(self) -> float:
+        """Seconds open streams get to finish at shutdown."""
+        return self.hosting.graceful_timeout
+
+    @graceful_timeout.setter
+    def graceful_timeout(self, seconds: float) -> None:
+        self.hosting.graceful_timeout = (
+            check_seconds("graceful_timeout", seconds) or 0.0
+        )
+
+    @property
+    def registry(self) -> StreamRegistry:
+        """The open streams (of :attr:`hosting`)."""
+        return self.hosting.registry
+
+    @property
+    def pool(self) -> BlockingPool:
+        """The thread pool (of :attr:`hosting`)."""
+        return self.hosting.pool
 
     @property
     def host(self) -> str:
@@ -246,29 +270,17 @@ class Server:
     def stop(self, graceful_timeout: float | None = None) -> int:
         """Shut down gracefully; return how many streams had to be closed.
 
-        Stops accepting, sets ``writer.shutting_down`` on every stream, waits
-        up to ``graceful_timeout`` seconds for them to end, closes the rest
-        with correct framing, then gives plain requests still in flight up
-        to a second. :meth:`serve_forever` returns once this is done, even
-        if a step failed.
+        Stops accepting, then :meth:`Host.shutdown
+        <gsse.host.Host.shutdown>`: sets ``writer.shutting_down`` on every
+        stream, waits up to ``graceful_timeout`` seconds for them to end,
+        closes the rest with correct framing and joins the thread pool; then
+        gives plain requests still in flight up to a second.
+        :meth:`serve_forever` returns once this is done, even if a step
+        failed.
         """
-        timeout = (
-            self.graceful_timeout if graceful_timeout is None else graceful_timeout
-        )
         try:
             self.wsgi.close()  # stop accepting; connections in flight go on
-            deadline = time.monotonic() + (timeout or 0.0)
-            closed = self.registry.shutdown(timeout or 0.0)
-            # Pool threads whose streams were closed end at their next write;
-            # any still busy get what is left of the grace period (at least a
-            # second), then are left behind: a thread cannot be stopped.
-            busy = self.pool.join(max(1.0, deadline - time.monotonic()))
-            if busy:
-                logger.warning(
-                    "%d pool thread(s) still running after the graceful timeout;"
-                    " exiting without them",
-                    busy,
-                )
+            closed = self.hosting.shutdown(graceful_timeout)
             # Plain requests still in progress get what is left of a second.
             self.wsgi.stop(timeout=1.0)
             if self.watchdog is not None:
@@ -288,7 +300,7 @@ class Server:
 
         .. versionadded:: 0.1
         """
-        self._signals.graceful_timeout = self.graceful_timeout or 0.0
+        self._signals.graceful_timeout = self.graceful_timeout
         self._signals.install()
 
     def remove_signal_handlers(self) -> None:

@@ -1,8 +1,9 @@
 """Per-stream knobs and where they come from.
 
-Settings flow through the WSGI environ so that one mechanism serves every
-host: the gsse server (``--ping``) sets the base, ``SSEMiddleware(...)`` and
-``App(...)`` lay their values over it, and ``start_sse(ping=...)`` /
+Settings are laid in layers, one mechanism for every host: the host (the
+gsse server's ``--ping``) sets the base, ``SSEMiddleware(...)`` and
+``App(...)`` lay their values over it for the requests that pass through
+them (see :class:`gsse.host.HostView`), and ``start_sse(ping=...)`` /
 ``gsse.stream(ping=...)`` have the last word. ``None`` means "not set here".
 """
 
@@ -10,14 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import fields
-from typing import TYPE_CHECKING
 from typing import Any
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
-
-#: The environ key that carries the merged :class:`StreamSettings`.
-ENVIRON_KEY = "gsse.settings"
 
 DEFAULT_PING = 15.0
 DEFAULT_SEND_TIMEOUT = 30.0
@@ -83,15 +77,6 @@ class StreamSettings:
                 DEFAULT_BUFFER_SIZE if self.buffer_size is None else self.buffer_size
             ),
         )
-
-    def apply_to(self, environ: WSGIEnvironment) -> None:
-        """Lay these settings over the ones already in ``environ``."""
-        environ[ENVIRON_KEY] = self.over(environ.get(ENVIRON_KEY))
-
-    @classmethod
-    def from_environ(cls, environ: WSGIEnvironment) -> StreamSettings:
-        settings = environ.get(ENVIRON_KEY)
-        return settings if isinstance(settings, StreamSettings) else cls()
 
 
 @dataclass(frozen=True, slots=True)

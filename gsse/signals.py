@@ -1,4 +1,10 @@
-"""SIGTERM and SIGINT for a server: graceful first, forceful when it must be.
+"""SIGTERM and SIGINT, caught once for every gsse process: graceful first,
+forceful when it must be.
+
+Used by the server (:meth:`gsse.Server.install_signal_handlers`), gunicorn
+workers (:class:`gsse.workers.SSEWorker` and the ``gsse.gunicorn`` hook) and
+the reloader's supervisor: the first signal starts the graceful shutdown
+(for a server, :meth:`gsse.host.Host.shutdown`), a second SIGINT forces.
 
 The first SIGTERM or SIGINT asks the event loop to shut down gracefully. But
 a callback that blocks the loop (a busy loop, an unpatched ``time.sleep``, a
@@ -12,11 +18,15 @@ never run either: only ``kill -9`` ended such a process. So:
 - that thread hands the signal to the loop (``run_callback_threadsafe``),
   which starts the graceful shutdown exactly as before when the loop runs;
 - a SIGINT after the first signal ends the process at once from the thread
-  (exit status 130, as a shell reports an interrupt), loop blocked or not;
+  (exit status 130, as a shell reports an interrupt), loop blocked or not,
+  or calls ``on_force`` instead where given (the reloader forwards it);
 - once ``graceful_timeout`` has passed since the first signal, if the loop
   has not run for :data:`BLOCKED_AFTER` seconds, the thread logs the
   blocking stack and ends the process with status 1: the graceful shutdown
   cannot run, and waiting longer would not help.
+
+A process without an event loop (the reloader's supervisor) passes
+``in_loop=False``: ``on_signal`` is then called from the thread itself.
 
 Not covered: C code that holds the GIL and never returns (no thread of the
 process can run then); only SIGKILL ends that.
@@ -69,13 +79,24 @@ class ShutdownSignals:
         for each SIGTERM/SIGINT (starts, or notes, the graceful shutdown).
     :param graceful_timeout: seconds the graceful shutdown may take before a
         blocked loop ends the process.
+    :param in_loop: hand signals to this thread's gevent loop; ``False``
+        calls ``on_signal`` from the signal thread (no loop, no deadline).
+    :param on_force: called (from the signal thread) for a SIGINT after the
+        first signal, instead of exiting with :data:`EXIT_INTERRUPTED`.
     """
 
     def __init__(
-        self, on_signal: Callable[[int], None], graceful_timeout: float
+        self,
+        on_signal: Callable[[int], None],
+        graceful_timeout: float,
+        *,
+        in_loop: bool = True,
+        on_force: Callable[[int], None] | None = None,
     ) -> None:
         self.on_signal = on_signal
         self.graceful_timeout = graceful_timeout
+        self.in_loop = in_loop
+        self.on_force = on_force
         self._installed = False
         self._previous: dict[int, Any] = {}
         self._previous_fd = -1
@@ -108,13 +129,14 @@ class ShutdownSignals:
             self._previous[signum] = signal.signal(signum, _ignore)
         self._pipe = (read_fd, write_fd)
         self._installed = True
-        self._hub = gevent.get_hub()
         self._loop_thread = _thread_ident()
         self._beat = _monotonic()
         self._first_signal = None
-        # ref=False: the heartbeat alone must not keep the loop alive.
-        self._timer = self._hub.loop.timer(TICK, TICK, ref=False)
-        self._timer.start(self._heartbeat)
+        if self.in_loop:
+            self._hub = gevent.get_hub()
+            # ref=False: the heartbeat alone must not keep the loop alive.
+            self._timer = self._hub.loop.timer(TICK, TICK, ref=False)
+            self._timer.start(self._heartbeat)
         _start_thread(self._watch, (read_fd,))
 
     def remove(self) -> None:
@@ -170,9 +192,15 @@ class ShutdownSignals:
         if self._first_signal is None:
             self._first_signal = _monotonic()
         elif signum == signal.SIGINT:
+            if self.on_force is not None:
+                self.on_force(signum)
+                return
             # The user asked twice: do not wait for streams, threads or the loop.
             logger.warning("second SIGINT: exiting at once")
             self._exit(EXIT_INTERRUPTED)
+        if not self.in_loop:
+            self.on_signal(signum)
+            return
         self._unhandled.append((signum, _monotonic()))
         self._hub.loop.run_callback_threadsafe(self._in_loop, signum)
 
@@ -209,7 +237,7 @@ class ShutdownSignals:
 
     def _check_deadline(self) -> None:
         first = self._first_signal
-        if first is None or not self._installed:
+        if first is None or not self._installed or not self.in_loop:
             return
         now = _monotonic()
         if now - first < self.graceful_timeout:

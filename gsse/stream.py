@@ -5,6 +5,7 @@ is an :class:`SSEBody`. What happens next depends on the host:
 
 - Under the gsse server, the connection's handler sees the body, flushes the
   headers and the first chunk to the socket, hands the socket to a
+  :class:`~gsse.streams.Stream` over a
   :class:`~gsse.transport.SocketTransport`, starts the callback in a new
   greenlet and ends (one greenlet per stream while the callback runs, none
   once it returns or when the stream is a channel subscription).
@@ -22,7 +23,6 @@ return; a callback that raises has its stream closed, and the error is logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -38,18 +38,17 @@ from .callbacks import check_callback as check_callback
 from .callbacks import run_callback
 from .exceptions import CloseReason
 from .headers import check_headers
+from .host import Host
+from .host import HostView
+from .host import view_of
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
 from .pool import BUSY_BODY
-from .pool import pool_of
-from .pool import run_blocking
-from .registry import StreamRegistry
-from .registry import default_registry
 from .settings import ResolvedSettings
 from .settings import StreamSettings
+from .streams import Stream
 from .transport import QueueTransport
 from .transport import SocketTransport
-from .transport import Transport
 from .wire import encode_retry
 from .writer import SSEWriter
 
@@ -61,20 +60,10 @@ logger = logging.getLogger(__name__)
 #: The first chunk when no ``retry`` is given: a comment no client shows.
 PREAMBLE = b": ok\n\n"
 
-#: The environ key of the registry that tracks this host's streams.
-REGISTRY_KEY = "gsse.registry"
-
-#: The environ key of the checks that may refuse a stream before its
-#: headers (each middleware's limits): each is called with the environ and
-#: returns the response to send instead, or ``None`` to let the stream start.
-ADMISSION_KEY = "gsse.admission"
-
-Admission = Callable[["WSGIEnvironment"], "Response | None"]
-
 #: The request being handled, set by :class:`~gsse.SSEMiddleware` around the
-#: app. :func:`stream` needs it when it is called, not when the response is
-#: sent: Flask turns any werkzeug response into its own class, so no method
-#: of ours runs between the view and the headers.
+#: app (its host is under :data:`~gsse.host.HOST_KEY`). :func:`stream` needs
+#: it when called, not when the response is sent: Flask turns any werkzeug
+#: response into its own class, so no method of ours runs before headers.
 REQUEST_ENVIRON: ContextVar[WSGIEnvironment | None] = ContextVar(
     "gsse_request_environ", default=None
 )
@@ -106,8 +95,11 @@ def stream_refusal(
     """
     if not host_can_stream(environ):
         return unsupported_host_response(environ)
-    if blocking:
-        pool = pool_of(environ)
+    view = view_of(environ)
+    if view is None:
+        return None
+    if blocking and view.host is not None:
+        pool = view.host.pool
         if pool.full:
             pool.refuse()
             return Response(
@@ -116,13 +108,8 @@ def stream_refusal(
                 mimetype="text/plain",
                 headers={"Retry-After": str(pool.retry_after)},
             )
-    if environ:
-        checks: list[Admission] = environ.get(ADMISSION_KEY, ())
-        for admission in checks:
-            refusal = admission(environ)
-            if refusal is not None:
-                return refusal
-    return None
+    assert environ is not None  # it holds the view
+    return view.admit(environ)
 
 
 #: Tells clients (gsse.js) the stream's keep-alive interval in seconds.
@@ -141,9 +128,9 @@ _warned_no_middleware = False
 def _warn_no_middleware(environ: WSGIEnvironment | None) -> None:
     """Say once that a host without SSEMiddleware streams without its care.
 
-    The stream works (the process-wide registry pings it), but nothing ends
-    it gracefully on SIGTERM and no stream limit applies: easy to miss
-    until a deploy cuts every stream.
+    The stream works (a host of its own pings it), but nothing ends it
+    gracefully on SIGTERM and no stream limit applies: easy to miss until a
+    deploy cuts every stream.
     """
     global _warned_no_middleware
     if _warned_no_middleware:
@@ -164,7 +151,15 @@ class SSEBody:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("callback", "blocking", "retry", "settings", "environ", "_transport")
+    __slots__ = (
+        "callback",
+        "blocking",
+        "retry",
+        "settings",
+        "environ",
+        "_stream",
+        "_host",
+    )
 
     def __init__(
         self,
@@ -180,38 +175,50 @@ class SSEBody:
         self.retry = retry
         self.settings = settings or StreamSettings()
         self.environ: WSGIEnvironment | None = None
-        self._transport: Transport | None = None
+        self._stream: Stream | None = None
+        self._host: Host | None = None
 
     def preamble(self) -> bytes:
         """The first chunk, which carries the headers out with it."""
         return PREAMBLE if self.retry is None else encode_retry(self.retry)
 
-    def _context(self) -> tuple[StreamRegistry, ResolvedSettings, str | None]:
-        environ = self.environ or {}
-        registry = environ.get(REGISTRY_KEY)
-        if registry is None:
-            registry = default_registry()
-        settings = self.settings.over(StreamSettings.from_environ(environ)).resolved()
-        return registry, settings, header_text(environ.get("HTTP_LAST_EVENT_ID"))
+    def _context(self) -> tuple[Host, HostView, ResolvedSettings]:
+        """The stream's host and view, and its settings, found once."""
+        view = view_of(self.environ)
+        if view is None:
+            view = HostView(None, StreamSettings())
+        host = view.host if view.host is not None else self._own_host()
+        return host, view, self.settings.over(view.settings).resolved()
 
-    def _open(self, transport: Transport) -> SSEWriter:
-        registry, _, last_event_id = self._context()
-        registry.add(transport, self.environ)
-        return SSEWriter(transport, registry, last_event_id)
+    def _own_host(self) -> Host:
+        """A host of this stream's own, where nothing serves one (see gsse.host)."""
+        if self._host is None:
+            self._host = Host(threads=1)
+        return self._host
 
-    def _start(self, writer: SSEWriter) -> None:
+    def _open(self, stream: Stream, host: Host, view: HostView) -> SSEWriter:
+        environ = self.environ if self.environ is not None else {}
+        view.open(host, stream, environ)
+        if host is self._host:
+            host.close_with(stream)
+        last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
+        return SSEWriter(stream, host.registry, last_event_id)
+
+    def _start(self, writer: SSEWriter, host: Host) -> None:
         if self.blocking:
-            run_blocking(
-                self.environ,
+            # Admitted before its response started (see stream_refusal), so
+            # queued even past the bound; skipped if the client left.
+            host.pool.submit(
                 run_callback,
                 self.callback,
                 writer,
                 alive=lambda: not writer.closed,
+                bounded=False,
             )
         else:
             run_callback(self.callback, writer)
 
-    def serve_socket(self, sock: Any, chunked: bool) -> Transport:
+    def serve_socket(self, sock: Any, chunked: bool) -> Stream:
         """The fast path: the headers are out; stream straight to ``sock``.
 
         Returns at once. The callback runs in a new greenlet whose stack
@@ -219,45 +226,48 @@ class SSEBody:
         ends, and with it pywsgi's handler, its read buffer and the request:
         an idle callback stream holds less than half the memory it did when
         the callback ran in the connection's greenlet (bench/RESULTS.md).
-        Returns the stream's transport (the access log waits for its end).
+        Returns the stream (the access log waits for its end).
         """
-        registry, settings, last_event_id = self._context()
-        transport = SocketTransport(sock, chunked, settings, registry.corks)
-        registry.add(transport, self.environ)
-        writer = SSEWriter(transport, registry, last_event_id)
+        host, view, settings = self._context()
+        transport = SocketTransport(sock, chunked, host.registry.corks)
+        stream = Stream(transport, settings, host.stats)
+        writer = self._open(stream, host, view)
         if self.blocking:
-            self._start(writer)  # hands it to the pool: returns at once
+            self._start(writer, host)  # hands it to the pool: returns at once
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
-        return transport
+        return stream
 
     def __iter__(self) -> Iterator[bytes]:
-        if REGISTRY_KEY not in (self.environ or {}):
+        host, view, settings = self._context()
+        if host is self._host:
             _warn_no_middleware(self.environ)
-        transport = QueueTransport(self._context()[1])
-        self._transport = transport
-        return self._iterate(transport)
+        transport = QueueTransport()
+        self._stream = Stream(transport, settings, host.stats)
+        return self._iterate(self._stream, transport, host, view)
 
-    def _iterate(self, transport: QueueTransport) -> Iterator[bytes]:
+    def _iterate(
+        self, stream: Stream, transport: QueueTransport, host: Host, view: HostView
+    ) -> Iterator[bytes]:
         yield self.preamble()
         # The host has written the headers and the first chunk by now.
-        writer = self._open(transport)
+        writer = self._open(stream, host, view)
         if self.blocking:
-            self._start(writer)
+            self._start(writer, host)
         else:
-            gevent.spawn(self._start, writer)
+            gevent.spawn(self._start, writer, host)
         del writer  # the callback's to keep or drop (see SSEWriter.watch)
         try:
             yield from transport.drain()
         finally:
-            if not transport.closed:
-                transport.abort(CloseReason.CLIENT_GONE)
+            if not stream.closed:
+                stream.abort(CloseReason.CLIENT_GONE)
 
     def close(self) -> None:
         """Called by WSGI hosts when the response ends (PEP 3333)."""
-        transport, self._transport = self._transport, None
-        if transport is not None and not transport.closed:
-            transport.abort(CloseReason.CLIENT_GONE)
+        stream, self._stream = self._stream, None
+        if stream is not None and not stream.closed:
+            stream.abort(CloseReason.CLIENT_GONE)
 
 
 class SSEResponse(Response):
@@ -288,7 +298,8 @@ class SSEResponse(Response):
         headers = super().get_wsgi_headers(environ)
         body = self.response
         if isinstance(body, SSEBody) and PING_HEADER not in headers:
-            base = StreamSettings.from_environ(environ)
+            view = view_of(environ)
+            base = view.settings if view is not None else None
             headers[PING_HEADER] = f"{body.settings.over(base).resolved().ping:g}"
         return headers
 

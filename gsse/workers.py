@@ -21,7 +21,10 @@ broker (``--broker redis://...``).
 Signals: SIGTERM, and the first SIGINT (Ctrl-C), stop gracefully in master
 and workers alike; a second SIGINT is gunicorn's quick shutdown. gunicorn
 itself treats the first SIGINT as a quick shutdown; gsse does not, because
-Ctrl-C in a terminal should let streams end as cleanly as SIGTERM does.
+Ctrl-C in a terminal should let streams end as cleanly as SIGTERM does. A
+worker catches SIGTERM and SIGINT with gsse's one signal capture
+(:mod:`gsse.signals`, as ``gsse run`` does) and shuts its servers down
+with their host's one graceful sequence (:meth:`gsse.Server.stop`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import math
 import os
 import signal
 import sys
-from types import FrameType
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -46,8 +48,8 @@ from .config import Config
 from .launch import import_app
 from .launch import logger
 from .launch import startup_line
-from .server import EXIT_INTERRUPTED
 from .server import Server
+from .signals import ShutdownSignals
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -70,7 +72,10 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
     .. versionadded:: 0.1
     """
 
-    _interrupted = False
+    #: Tells the ``gsse.gunicorn`` hook that this worker hosts itself.
+    serves_gsse = True
+    #: gsse's signal capture for SIGTERM and SIGINT (see :meth:`init_signals`).
+    _signals: ShutdownSignals | None = None
 
     def server_options(self) -> dict[str, Any]:
         """``Server`` options from ``gsse run``, or derived from gunicorn's."""
@@ -111,20 +116,19 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
         inherited = signal.getsignal(signal.SIGTERM)
         queued = getattr(getattr(inherited, "__self__", None), "SIG_QUEUE", None)
         super().init_signals()
+        # SIGTERM and SIGINT (Ctrl-C reaches every process of the terminal's
+        # group) shut down gracefully; a second SIGINT exits at once; SIGQUIT
+        # stays gunicorn's quick shutdown.
+        grace = float(self.server_options().get("graceful_timeout") or 0.0)
+        self._signals = ShutdownSignals(self._on_signal, grace)
+        self._signals.install()
         for sig in _drain(queued):
             if sig in SHUTDOWN_SIGNALS:
                 os.kill(os.getpid(), sig)
 
-    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGINT:
-            if not self._interrupted:
-                # Ctrl-C reaches every process of the terminal's group:
-                # shut down gracefully, like SIGTERM.
-                self._interrupted = True
-                self.alive = False
-                return
-            os._exit(EXIT_INTERRUPTED)
-        super().handle_quit(sig, frame)
+    def _on_signal(self, signum: int) -> None:
+        # In the loop: run() sees it and stops the servers.
+        self.alive = False
 
 
 def _drain(queued: Any) -> list[Any]:

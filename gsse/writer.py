@@ -1,10 +1,11 @@
 """SSEWriter: what a stream callback holds to send events.
 
 Each call encodes first (so bad input raises before anything is written,
-and a raise writes nothing), then hands whole events to the stream's
-transport. In the event loop's thread that is a direct, non-blocking write;
-from a thread-pool thread the write is handed to the loop (see
-:mod:`gsse.bridge`), so every method is safe from any greenlet or thread.
+and a raise writes nothing), then hands whole events to the stream's owner,
+a :class:`~gsse.streams.Stream`: :meth:`~gsse.streams.Stream.send` in the
+event loop's thread (it waits while the client is behind), and
+:func:`gsse.bridge.send_from_thread` from a thread-pool thread (handed to
+the loop), so every method is safe from any greenlet or thread.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from . import bridge
 from .exceptions import ClientDisconnected
 from .exceptions import CloseReason
 from .registry import StreamRegistry
-from .transport import Transport
+from .stats import Stats
+from .streams import Stream
 from .wire import encode_comment
 from .wire import encode_event
 
@@ -40,7 +42,7 @@ class SSEWriter:
     """
 
     __slots__ = (
-        "_transport",
+        "_stream",
         "_registry",
         "_loop_thread",
         "_hub",
@@ -51,11 +53,11 @@ class SSEWriter:
 
     def __init__(
         self,
-        transport: Transport,
+        stream: Stream,
         registry: StreamRegistry,
         last_event_id: str | None = None,
     ) -> None:
-        self._transport = transport
+        self._stream = stream
         self._registry = registry
         self._loop_thread = _thread_ident()
         self._hub = gevent.get_hub()
@@ -110,12 +112,9 @@ class SSEWriter:
                 " sent on it (send every event before closing)"
             )
         if _thread_ident() != self._loop_thread:
-            bridge.write_from_thread(self._transport, payload, self._hub)
-            return
-        transport = self._transport
-        transport.write(payload)
-        if transport.full_since:
-            transport.wait_drained()
+            bridge.send_from_thread(self._stream, payload, self._hub)
+        else:
+            self._stream.send(payload)
 
     def close(self) -> None:
         """End the stream cleanly. Calling it again does nothing."""
@@ -125,18 +124,18 @@ class SSEWriter:
         if self._closer is None:
             self._closer = gevent.getcurrent()
         if _thread_ident() != self._loop_thread:
-            bridge.call_in_loop(self._hub, self._transport.close, reason, detail)
-            if self._transport.dropped:
+            bridge.call_in_loop(self._hub, self._stream.close, reason, detail)
+            if self._stream.dropped:
                 # A write this thread posted was lost: say so once, here.
-                self._transport.dropped = False
-                raise ClientDisconnected(f"stream closed: {self._transport.close_text}")
+                self._stream.dropped = False
+                raise ClientDisconnected(f"stream closed: {self._stream.close_text}")
         else:
-            self._transport.close(reason, detail)
+            self._stream.close(reason, detail)
 
     @property
     def closed(self) -> bool:
         """``True`` once the stream has ended, for any reason."""
-        return self._transport.closed
+        return self._stream.closed
 
     @property
     def closed_here(self) -> bool:
@@ -157,13 +156,13 @@ class SSEWriter:
         # until the writer goes (idle streams' memory is a benchmark).
         owner = getattr(self, "_owner", None)  # None if __init__ failed early
         if owner is not None and owner not in _warned_dropped:
-            if not self._transport.closed:
-                _dropped_open(self._transport, owner, self._hub, self._loop_thread)
+            if not self._stream.closed:
+                _dropped_open(self._stream, owner, self._hub, self._loop_thread)
 
     @property
     def log_context(self) -> dict[str, object]:
         """The stream's id and path, as ``extra=`` for log records about it."""
-        return self._transport.log_context
+        return self._stream.log_context
 
     @property
     def shutting_down(self) -> bool:
@@ -186,13 +185,13 @@ class SSEWriter:
         return f"<SSEWriter {state}>"
 
 
-def hand_over(writer: SSEWriter) -> Transport:
-    """Give ``writer``'s stream to another owner (a broker subscription).
+def hand_over(writer: SSEWriter) -> Stream:
+    """Give ``writer``'s stream to another producer (a broker subscription).
 
-    The owner writes to the transport and closes it; the writer may go.
+    The producer sends on the stream and closes it; the writer may go.
     """
     writer._owner = None
-    return writer._transport
+    return writer._stream
 
 
 def end_stream(writer: SSEWriter, reason: CloseReason, detail: str = "") -> None:
@@ -208,18 +207,18 @@ def end_stream(writer: SSEWriter, reason: CloseReason, detail: str = "") -> None
 _warned_dropped: set[str] = set()
 
 
-def _dropped_open(transport: Transport, owner: str, hub: Any, loop_thread: int) -> None:
-    if transport.closed or owner in _warned_dropped:
+def _dropped_open(stream: Stream, owner: str, hub: Any, loop_thread: int) -> None:
+    if stream.closed or owner in _warned_dropped:
         return
     # Finalizers may run anywhere (even in the hub): log from a greenlet.
     if _thread_ident() == loop_thread:
-        gevent.spawn(_warn_dropped, transport, owner)
+        gevent.spawn(_warn_dropped, stream, owner)
     else:
-        hub.loop.run_callback_threadsafe(gevent.spawn, _warn_dropped, transport, owner)
+        hub.loop.run_callback_threadsafe(gevent.spawn, _warn_dropped, stream, owner)
 
 
-def _warn_dropped(transport: Transport, owner: str) -> None:
-    if transport.closed or owner in _warned_dropped:
+def _warn_dropped(stream: Stream, owner: str) -> None:
+    if stream.closed or owner in _warned_dropped:
         return
     _warned_dropped.add(owner)
     logger.warning(
@@ -227,8 +226,13 @@ def _warn_dropped(transport: Transport, owner: str) -> None:
         " nothing holds its writer, so nothing can send on it or close it: it"
         " stays open until the client leaves (use `with writer:` or"
         " writer.close(); this is said once per callback)",
-        transport.stream_id,
-        transport.path,
+        stream.stream_id,
+        stream.path,
         owner,
-        extra=transport.log_context,
+        extra=stream.log_context,
     )
+
+
+def stats_of(writer: SSEWriter) -> Stats:
+    """The numbers of the host that serves ``writer``'s stream."""
+    return writer._stream.stats

@@ -183,12 +183,12 @@ def test_a_thread_writing_to_a_client_that_reads_nothing_waits(
     chunk = "x" * 16 * 1024
 
     def flood(writer: SSEWriter) -> None:
-        transport = writer._transport  # the stream's buffer, for the assertion
+        stream = writer._stream  # the stream's buffer, for the assertion
         try:
             for _ in range(2000):
                 writer.send_event(chunk)
-                in_flight = transport.posted - transport.applied
-                peak[0] = max(peak[0], transport.pending + in_flight)
+                in_flight = stream.posted - stream.applied
+                peak[0] = max(peak[0], stream.pending + in_flight)
             result.append("all sent")
         except ClientDisconnected:
             result.append("timed out")

@@ -28,8 +28,8 @@ from gsse import ClientDisconnected
 from gsse import Event
 from gsse import Server
 from gsse import SSEWriter
+from gsse.streams import Stream
 from gsse.transport import Corks
-from gsse.transport import Transport
 
 from .helpers import RawStream
 from .helpers import deadline_after
@@ -63,13 +63,13 @@ class Flood:
 
     def __init__(self) -> None:
         self.thread = 0
-        self.transport: Transport | None = None
+        self.stream: Stream | None = None
         self.sent = 0
         self.outcome: list[BaseException | str] = []
 
     def __call__(self, writer: SSEWriter) -> None:
         self.thread = _thread_ident()
-        self.transport = writer._transport  # for its waiter, in assertions
+        self.stream = writer._stream  # for its waiter, in assertions
         try:
             with writer:
                 for n in range(EVENTS):
@@ -100,7 +100,7 @@ class Flood:
 
     @property
     def waiter(self) -> Any:
-        return None if self.transport is None else self.transport.thread_waiter
+        return None if self.stream is None else self.stream.thread_waiter
 
 
 def slow_reader(port: int) -> socket.socket:

@@ -293,15 +293,16 @@ def test_every_reason_has_a_cause_a_text_and_a_readable_str() -> None:
 
 
 def test_free_text_from_outside_code_is_counted_as_other() -> None:
-    """A transport aborted with a plain string is OTHER, the text its detail."""
+    """A stream aborted with a plain string is OTHER, the text its detail."""
     from gsse.settings import StreamSettings
+    from gsse.streams import Stream
     from gsse.transport import QueueTransport
 
     counted = Counted(CloseReason.OTHER)
-    transport = QueueTransport(StreamSettings().resolved())
-    transport.abort("the backend went away")
-    assert transport.close_reason is CloseReason.OTHER
-    assert transport.close_text == "closed: the backend went away"
+    stream = Stream(QueueTransport(), StreamSettings().resolved())
+    stream.abort("the backend went away")
+    assert stream.close_reason is CloseReason.OTHER
+    assert stream.close_text == "closed: the backend went away"
     assert counted.grew()
 
 

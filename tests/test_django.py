@@ -312,5 +312,5 @@ def test_the_gsse_server_streams_a_django_response_on_its_fast_path(
     server = serve(django_site.application())
     with RawStream(server.port, "/forever") as stream:
         stream.events(1)
-        transports = list(server.registry._streams)
-        assert [type(t) for t in transports] == [SocketTransport]
+        streams = list(server.registry._streams)
+        assert [type(s.transport) for s in streams] == [SocketTransport]

@@ -253,7 +253,7 @@ def test_a_dropped_open_writer_is_named_under_the_middleware(
     def events() -> Any:
         return gsse.stream(_returns_open_under_middleware, ping=0)
 
-    wrapped = gsse.SSEMiddleware(flask_app, handle_sigterm=False)
+    wrapped = gsse.SSEMiddleware(flask_app)
     server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
     server.start()
     try:
@@ -359,7 +359,7 @@ def test_streaming_with_the_middleware_or_the_server_does_not_warn(
     def events() -> Any:
         return gsse.stream(lambda writer: writer.close())
 
-    wrapped = gsse.SSEMiddleware(flask_app, handle_sigterm=False)
+    wrapped = gsse.SSEMiddleware(flask_app)
     server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
     server.start()
     try:

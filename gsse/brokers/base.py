@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 
 from ..stream import StreamCallback
 from ..stream import stream as sse_stream
-from ..transport import Transport
+from ..streams import Stream
 from ..writer import SSEWriter
 from ..writer import hand_over
 from .frames import check_channel
@@ -88,8 +88,8 @@ def _check_history(history: Any) -> int:
 thread_ident = get_original("_thread", "get_ident")
 
 
-def transport_of(writer: SSEWriter) -> Transport:
-    """The transport under ``writer``: brokers write to it without waiting."""
+def stream_of(writer: SSEWriter) -> Stream:
+    """The stream under ``writer``: brokers send on it without waiting."""
     return hand_over(writer)
 
 
@@ -359,11 +359,11 @@ class Broker(ChannelPresence):
         it at once instead of after the grace period; the client resumes
         from ``Last-Event-ID`` when it reconnects.
         """
-        transport = transport_of(writer)
-        writer._registry.end_at_shutdown(transport)
+        stream = stream_of(writer)
+        writer._registry.end_at_shutdown(stream)
         self._subscribe(writer, channels)
         # Counted once live (its replay sent), so "1" means it gets the next.
-        self._members().join(transport, channels, *member)
+        self._members().join(stream, channels, *member)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         raise NotImplementedError

@@ -1,10 +1,14 @@
 """One subscribed stream: where it is in each channel, and how it resumes.
 
-A :class:`Subscription` is what a broker keeps per stream. Delivery is a
-direct, non-blocking write to the stream's transport, in the publishing (or
-Redis-reading) greenlet: no queue, no greenlet switch per subscriber. A
-subscriber that cannot keep up overflows its transport's bounded buffer and
-is disconnected (it resumes by replay), so it never slows the others.
+A :class:`Subscription` is what a broker keeps per stream. Delivery goes
+through the stream's owner (:mod:`gsse.streams`), in the publishing (or
+Redis-reading) greenlet: :func:`fan_out` picks the streams that get an
+event and hands them to :func:`~gsse.streams.broadcast` (framed once, one
+buffer append per stream: no queue, no greenlet switch per subscriber);
+replays and multi-channel streams use ``Stream.send(wait=False)``. A
+subscriber that cannot keep up overflows its bounded buffer and is closed
+(``CloseReason.OVERFLOW``; it resumes by replay), so it never slows the
+others.
 
 Resuming without loss or duplicates: a subscription is registered *before*
 its backend is asked for history, buffering what arrives meanwhile
@@ -20,10 +24,10 @@ import logging
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ..chunked import chunk
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..transport import Transport
+from ..streams import Stream
+from ..streams import broadcast
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -68,7 +72,7 @@ class Subscription:
     """One stream's subscription to one or more channels."""
 
     __slots__ = (
-        "transport",
+        "stream",
         "channels",
         "positions",
         "index",
@@ -77,8 +81,8 @@ class Subscription:
         "resets",
     )
 
-    def __init__(self, transport: Transport, channels: tuple[str, ...]) -> None:
-        self.transport = transport
+    def __init__(self, stream: Stream, channels: tuple[str, ...]) -> None:
+        self.stream = stream
         self.channels = channels
         self.positions: list[Key] = [(0, 0)] * len(channels)
         self.index = {channel: i for i, channel in enumerate(channels)}
@@ -99,22 +103,17 @@ class Subscription:
         if pending is not None:
             pending.append(frame)
             if len(pending) > MAX_PENDING:
-                self.transport.abort(CloseReason.OVERFLOW, "the stream fell behind")
+                self.stream.abort(CloseReason.OVERFLOW, "the stream fell behind")
             return
         i = self.index[frame.channel] if self.multi else 0
         if frame.key <= self.positions[i]:
             return
         self.positions[i] = frame.key
-        transport = self.transport
+        payload = frame.with_id(self.wire_id) if self.multi else frame.single
         try:
-            if self.multi:
-                transport.write(frame.with_id(self.wire_id))
-            else:
-                transport.write(frame.single)
+            self.stream.send(payload, wait=False)
         except ClientDisconnected:
             return
-        if transport.full_since:
-            transport.abort_if_overflowed()
 
     def start(
         self,
@@ -151,7 +150,7 @@ class Subscription:
 
     def deliver_all(self, frames: Iterable[Frame]) -> None:
         for frame in frames:
-            if self.transport.closed:
+            if self.stream.closed:
                 return
             self.deliver(frame)
 
@@ -176,17 +175,16 @@ class Subscription:
         if channel in self.resets:
             logger.info(
                 "stream %d %s: closing, channel %r lost events a second time",
-                self.transport.stream_id,
-                self.transport.path,
+                self.stream.stream_id,
+                self.stream.path,
                 channel,
-                extra=self.transport.log_context,
+                extra=self.stream.log_context,
             )
-            self.transport.abort(CloseReason.CHANNEL_LOST)
+            self.stream.abort(CloseReason.CHANNEL_LOST)
             return
         self.resets.add(channel)
         wire_id = self.wire_id if with_id else None
-        self.transport.write(reset_event(channel, last_event_id, wire_id))
-        self.transport.abort_if_overflowed()
+        self.stream.send(reset_event(channel, last_event_id, wire_id), wait=False)
 
 
 def _by_key(frame: Frame) -> Key:
@@ -196,11 +194,13 @@ def _by_key(frame: Frame) -> Key:
 def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
     """Deliver one encoded event to every subscriber of its channel.
 
-    The common case (a live one-channel stream) is inlined: this loop runs
-    once per event and subscriber, so it is the broker's hot path.
+    The common case (a live one-channel stream that is behind this event)
+    is picked inline and the event goes to all of them in one
+    :func:`~gsse.streams.broadcast`: this loop runs once per event and
+    subscriber, so it is the broker's hot path.
     """
-    key, single = frame.key, frame.single
-    framed = chunk(single)
+    key = frame.key
+    live: list[Stream] = []
     for subscription in tuple(subscribers):
         if subscription.multi or subscription.pending is not None:
             subscription.deliver(frame)
@@ -209,10 +209,6 @@ def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
         if key <= positions[0]:
             continue
         positions[0] = key
-        transport = subscription.transport
-        try:
-            transport.write(single, framed)
-        except ClientDisconnected:
-            continue
-        if transport.full_since:
-            transport.abort_if_overflowed()
+        live.append(subscription.stream)
+    if live:
+        broadcast(live, frame.single)

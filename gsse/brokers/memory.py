@@ -35,8 +35,8 @@ from ..writer import SSEWriter
 from .base import Broker
 from .base import check_count
 from .base import loop_of
+from .base import stream_of
 from .base import thread_ident
-from .base import transport_of
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import fan_out
@@ -271,8 +271,8 @@ class MemoryBroker(Broker):
         if self._hub is None:
             self._hub, self._loop_thread = loop_of(writer)
         self._expire(_monotonic())
-        transport = transport_of(writer)
-        subscription = Subscription(transport, channels)
+        stream = stream_of(writer)
+        subscription = Subscription(stream, channels)
         last_event_id = writer.last_event_id
         requested = requested_positions(last_event_id, len(channels))
         states = []
@@ -280,7 +280,7 @@ class MemoryBroker(Broker):
             channel = self._channel(name)
             states.append(channel.state(requested[i] if requested else None))
             channel.subscribers.add(subscription)
-        transport.on_close(lambda _: self._unsubscribe(subscription))
+        stream.on_close(lambda _: self._unsubscribe(subscription))
         subscription.start(last_event_id, requested, states)
         for state in states:
             for frame in state.frames or ():

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import ClientDisconnected
-from ..transport import Transport
+from ..streams import Stream
 from ..wire import encode_event
 from .fanout import Subscription
 from .frames import Frame
@@ -104,10 +104,10 @@ def presence_event(kind: str, info: str) -> bytes:
 class Watcher:
     """A stream subscribed with ``presence_events=True`` to one channel."""
 
-    __slots__ = ("transport", "known")
+    __slots__ = ("stream", "known")
 
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
         #: Members this stream was told joined (and not left), with their dict.
         self.known: dict[str, str] = {}
 
@@ -133,15 +133,13 @@ class Watcher:
             self.tell("join", member, info)
 
     def send(self, raw: bytes) -> None:
-        transport = self.transport
-        if transport.closed:
+        stream = self.stream
+        if stream.closed:
             return
         try:
-            transport.write(raw)
+            stream.send(raw, wait=False)
         except ClientDisconnected:
             return
-        if transport.full_since:
-            transport.abort_if_overflowed()
 
 
 def delivered(subscribers: Iterable[Subscription], frame: Frame) -> int:
@@ -154,7 +152,7 @@ def delivered(subscribers: Iterable[Subscription], frame: Frame) -> int:
     count = 0
     key, channel = frame.key, frame.channel
     for subscription in subscribers:
-        if subscription.transport.closed:
+        if subscription.stream.closed:
             continue
         if subscription.pending is not None:
             count += 1
@@ -168,12 +166,12 @@ class PresenceStore:
 
     def join(
         self,
-        transport: Transport,
+        stream: Stream,
         channels: tuple[str, ...],
         info: str | None,
         events: bool,
     ) -> None:
-        """Count ``transport``'s stream on ``channels`` until it closes."""
+        """Count ``stream`` on ``channels`` until it closes."""
         raise NotImplementedError
 
     def presence(self, channel: str) -> list[dict[str, Any]]:
@@ -207,15 +205,15 @@ class MemoryPresence(PresenceStore):
 
     def join(
         self,
-        transport: Transport,
+        stream: Stream,
         channels: tuple[str, ...],
         info: str | None,
         events: bool,
     ) -> None:
-        if transport.closed:
+        if stream.closed:
             return
-        member = str(transport.stream_id)
-        watcher = Watcher(transport) if events else None
+        member = str(stream.stream_id)
+        watcher = Watcher(stream) if events else None
         for name in channels:
             members = self._channels.get(name)
             if members is None:
@@ -228,7 +226,7 @@ class MemoryPresence(PresenceStore):
             if watcher is not None:
                 members.watchers.add(watcher)
                 watcher.sync(members.named)
-        transport.on_close(lambda _: self._leave(member, channels, info, watcher))
+        stream.on_close(lambda _: self._leave(member, channels, info, watcher))
 
     def _leave(
         self,

@@ -38,7 +38,7 @@ from gevent.event import Event as GeventEvent
 
 from ..exceptions import BrokerUnavailable
 from ..metrics import STATS
-from ..transport import Transport
+from ..streams import Stream
 from .presence import PresenceStore
 from .presence import Watcher
 from .presence import check_presence_ttl as check_presence_ttl
@@ -127,15 +127,15 @@ class RedisPresence(PresenceStore):
     # -- joining and leaving (in the event loop) -------------------------------
     def join(
         self,
-        transport: Transport,
+        stream: Stream,
         channels: tuple[str, ...],
         info: str | None,
         events: bool,
     ) -> None:
-        if transport.closed or self._closed:
+        if stream.closed or self._closed:
             return
-        member = f"{self.proc}:{transport.stream_id}"
-        watcher = Watcher(transport) if events else None
+        member = f"{self.proc}:{stream.stream_id}"
+        watcher = Watcher(stream) if events else None
         for name in channels:
             local = self._local.get(name)
             if local is None:
@@ -147,7 +147,7 @@ class RedisPresence(PresenceStore):
                 self._dirty_members[(name, member)] = None
             if watcher is not None:
                 self.listener.watch(name, watcher)
-        transport.on_close(lambda _: self._leave(member, channels, watcher))
+        stream.on_close(lambda _: self._leave(member, channels, watcher))
         self._start()
 
     def _leave(

@@ -48,7 +48,7 @@ from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
-from .base import transport_of
+from .base import stream_of
 from .delivery_redis import DeliveryReports
 from .delivery_redis import wait_delivery
 from .fanout import ChannelState
@@ -283,12 +283,12 @@ class RedisBroker(Broker):
 
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
-        transport = transport_of(writer)
-        subscription = Subscription(transport, channels)
+        stream = stream_of(writer)
+        subscription = Subscription(stream, channels)
         reader = self._reader
         for channel in channels:
             reader.subscribers.setdefault(channel, set()).add(subscription)
-        transport.on_close(lambda _: self._unsubscribe(subscription))
+        stream.on_close(lambda _: self._unsubscribe(subscription))
         last_event_id = writer.last_event_id
         requested = requested_positions(last_event_id, len(channels))
         states = self._states_while_open(subscription, requested)
@@ -308,7 +308,7 @@ class RedisBroker(Broker):
                 subscription.pending[:0] = self._read_gaps(gaps)
             except UNAVAILABLE:
                 STATS.broker_errors += 1
-                transport.abort(CloseReason.BROKER_LOST, "Redis went away meanwhile")
+                stream.abort(CloseReason.BROKER_LOST, "Redis went away meanwhile")
                 return
         subscription.start(last_event_id, requested, states)
         reader.ensure_running()
@@ -318,7 +318,7 @@ class RedisBroker(Broker):
     ) -> list[ChannelState] | None:
         """Each channel's state; while Redis is away, wait (the stream is open)."""
         delay = BACKOFF_FIRST
-        while not subscription.transport.closed:
+        while not subscription.stream.closed:
             try:
                 states = self._read_states(subscription.channels, requested)
                 self._waiting = False

@@ -22,7 +22,9 @@ CORK_BYTES = 16 * 1024
 
 
 class Corked(Protocol):
-    """A stream waiting for the cork's flush."""
+    """A stream's transport waiting for the cork's flush."""
+
+    corked: bool
 
     def _uncork(self) -> None: ...
 
@@ -43,6 +45,7 @@ class _Cork:
         self.flushes = 0
 
     def add(self, transport: Corked) -> None:
+        transport.corked = True
         self.streams.append(transport)
         if not self.scheduled:
             self.scheduled = True

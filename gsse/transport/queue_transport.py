@@ -1,101 +1,75 @@
 """QueueTransport: a stream served by another WSGI host (any gevent host).
 
-The host's response iterator pulls the queued bytes and writes them with
-its own socket code and HTTP framing.
+The host's response iterator (:meth:`QueueTransport.drain`) takes what the
+stream buffered and writes it with the host's own socket code and HTTP
+framing.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Iterator
 
 import gevent
 from gevent.event import Event as GeventEvent
 
-from ..exceptions import ClientDisconnected
-from ..exceptions import CloseReason
-from ..metrics import STATS
-from ..settings import ResolvedSettings
 from .base import Transport
-
-_monotonic = time.monotonic
 
 
 class QueueTransport(Transport):
-    """Queues bytes for a WSGI host's response iterator (any gevent host).
+    """Hands a stream's buffer to a WSGI host's response iterator.
 
-    The host pulls with :meth:`drain`, which yields everything queued as one
-    chunk (so a burst becomes one socket write) and ends when the stream is
-    closed. The host does the HTTP framing.
+    The host pulls with :meth:`drain`, which yields everything buffered as
+    one chunk (so a burst becomes one socket write) and ends when the
+    stream is closed. The host does the HTTP framing.
     """
 
-    __slots__ = ("_queue", "_size", "_ready", "_consumer")
+    __slots__ = ("_ready", "_consumer")
 
-    def __init__(self, settings: ResolvedSettings) -> None:
-        super().__init__(settings)
-        self._queue: deque[bytes] = deque()
-        self._size = 0
+    def __init__(self) -> None:
+        super().__init__(chunked=False)
         self._ready = GeventEvent()
         self._consumer: gevent.Greenlet | None = None
 
-    @property
-    def pending(self) -> int:
-        return self._size
-
-    def write(self, payload: bytes, framed: bytes | None = None) -> None:
-        if self.closed:
-            raise ClientDisconnected(f"stream closed: {self.close_text}")
-        self.wrote = True
-        STATS.writes += 1
-        STATS.bytes += len(payload)
-        self._queue.append(payload)
-        self._size += len(payload)
-        if len(payload) > self.largest:
-            self.largest = len(payload)
+    def wake(self) -> None:
         self._ready.set()
-        if self._size > self.buffer_size:
-            self._note_buffered()
 
-    def close(
-        self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
-    ) -> None:
-        if not self.closed:
-            self._mark_closed(reason, detail)
-            self._ready.set()
+    def finish(self) -> None:
+        self._ready.set()
 
     def drain(self) -> Iterator[bytes]:
-        """Yield queued bytes until the stream is closed (run by the host)."""
+        """Yield buffered bytes until the stream is closed (run by the host)."""
         self._consumer = gevent.getcurrent()
-        queue = self._queue
-        while True:
-            if queue:
-                data = b"".join(queue)
-                queue.clear()
-                self._size = 0
-                self._note_drained()
-                step = self.buffer_size
-                if len(data) <= step:
-                    yield data
-                    continue
-                # In pieces, so each piece the host sends counts as progress.
-                for start in range(0, len(data), step):
-                    yield data[start : start + step]
-                    if self.full_since:
-                        self.full_since = _monotonic()
-            elif self.closed:
-                return
-            else:
-                self._ready.clear()
-                self._ready.wait()
+        stream = self.stream
+        assert stream is not None, "drain() before the stream was made"
+        try:
+            while True:
+                buffer = stream.buffer
+                if buffer:
+                    data = bytes(buffer)
+                    buffer.clear()
+                    stream._note_drained()
+                    step = stream.buffer_size
+                    if len(data) <= step:
+                        yield data
+                        continue
+                    # In pieces, so each piece the host sends counts as progress.
+                    for start in range(0, len(data), step):
+                        yield data[start : start + step]
+                        stream._progressed()
+                elif stream.closed:
+                    return
+                else:
+                    self._ready.clear()
+                    self._ready.wait()
+        finally:
+            self.stream = None  # the stream keeps its transport, not the reverse
 
-    def _release(self) -> None:
-        self._queue.clear()
-        self._size = 0
+    def release(self) -> None:
+        if self.stream is not None:
+            self.stream.buffer.clear()
         self._ready.set()
 
-    def _send_timed_out(self) -> None:
-        super()._send_timed_out()
+    def stalled(self) -> None:
         # The host is stuck writing to a client that reads nothing; end its
         # greenlet so the host closes the connection.
         consumer, self._consumer = self._consumer, None

@@ -1,10 +1,11 @@
 """SocketTransport: the gsse server's fast path, straight to the client socket.
 
-A write appends to the stream's buffer, with no greenlet switch, queue hop
-or lock; the buffer goes out in one non-blocking ``send`` once the writing
-greenlet yields (see :mod:`.cork`). What the kernel does not take waits
-for a libev write watcher; a libev read watcher notices a client that
-hangs up, and a half-close is probed with a keep-alive.
+Its :class:`~gsse.streams.Stream` appends to the stream's buffer, with no
+greenlet switch, queue hop or lock; the buffer goes out in one non-blocking
+``send`` once the writing greenlet yields (see :mod:`.cork`). What the
+kernel does not take waits for a libev write watcher; a libev read watcher
+notices a client that hangs up, and a half-close is probed with a
+keep-alive.
 """
 
 from __future__ import annotations
@@ -16,23 +17,22 @@ import os
 import struct
 import termios
 import time
+from collections.abc import Callable
+from functools import partial
 from socket import SO_ERROR
 from socket import SOL_SOCKET
 from socket import socket as RawSocket
+from typing import TYPE_CHECKING
 from typing import Any
 
 import gevent
 
-from ..chunked import LAST_CHUNK
-from ..chunked import chunk
-from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
-from ..metrics import STATS
-from ..settings import ResolvedSettings
-from ..wire import PING
 from .base import Transport
-from .cork import CORK_BYTES
 from .cork import Corks
+
+if TYPE_CHECKING:
+    from ..streams import Stream
 
 #: The name docs/operations.md gives for stream ends, whichever module logs.
 logger = logging.getLogger("gsse.transport")
@@ -47,7 +47,7 @@ _unowned_corks = Corks()
 
 
 class SocketTransport(Transport):
-    """Writes straight to the client's socket (the gsse server's fast path).
+    """Writes a stream's buffer straight to the client's socket.
 
     :param sock: the client's connection, already past the response headers;
         the transport owns it from now on and closes it.
@@ -59,140 +59,105 @@ class SocketTransport(Transport):
     __slots__ = (
         "_raw",
         "_send",
-        "chunked",
-        "_buffer",
         "_reader",
         "_writer",
         "_timer",
         "_cork",
-        "_corked",
         "_queued",
         "_probe",
     )
 
-    def __init__(
-        self,
-        sock: Any,
-        chunked: bool,
-        settings: ResolvedSettings,
-        corks: Corks | None = None,
-    ) -> None:
-        super().__init__(settings)
+    def __init__(self, sock: Any, chunked: bool, corks: Corks | None = None) -> None:
+        super().__init__(chunked)
         # The stdlib socket under gevent's wrapper is already non-blocking;
         # using it directly saves the wrapper's per-call overhead.
         raw: RawSocket = getattr(sock, "_sock", sock)
         self._raw = raw
         self._send = raw.send
-        self.chunked = chunked
-        self._buffer = bytearray()
         hub = gevent.get_hub()
         loop = hub.loop
-        self._reader = loop.io(raw.fileno(), 1)
-        self._writer = loop.io(raw.fileno(), 2)
+        self._reader: Any = loop.io(raw.fileno(), 1)
+        self._writer: Any = loop.io(raw.fileno(), 2)
         self._timer: Any = None
         self._cork = (corks if corks is not None else _unowned_corks).of(hub)
-        #: Waiting for the cork's flush (the buffer then holds unsent writes).
-        self._corked = False
         #: Bytes in the kernel's send queue when last asked (-1: unknown).
         self._queued = -1
         #: Checks for a reset once the client has sent its end of file.
         self._probe: Any = None
+
+    def attach(self, stream: Stream) -> Callable[[], object]:
+        super().attach(stream)
         self._reader.start(self._on_readable)
+        # Send at the loop's next turn, with whatever else is written to the
+        # stream before then (the cork marks it corked); one call per wake.
+        return partial(self._cork.add, self)
 
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
+    def wake(self) -> None:
+        self._cork.add(self)
 
-    def write(self, payload: bytes, framed: bytes | None = None) -> None:
-        if self.closed:
-            raise ClientDisconnected(f"stream closed: {self.close_text}")
-        if self.chunked:
-            data = framed if framed is not None else chunk(payload)
-        else:
-            data = payload
-        self.wrote = True
-        STATS.writes += 1
-        STATS.bytes += len(payload)
-        buffer = self._buffer
-        if not buffer:
-            # Nothing waits to be sent: send at the loop's next turn, with
-            # whatever else this greenlet writes to the stream before then.
-            self._corked = True
-            self._cork.add(self)
-        buffer += data
-        if len(data) > self.largest:
-            self.largest = len(data)
-        self.written += len(data)
-        if self._corked and len(buffer) > CORK_BYTES:
-            self._uncork()
-        elif len(buffer) > self.buffer_size:
-            self._note_buffered()
+    def uncork(self) -> None:
+        self._uncork()
 
     def _uncork(self) -> None:
         """Send what the buffer holds now; leave the rest to the watcher."""
-        if not self._corked or self._reader is None or self.closed:
-            return  # sent already, released, or close() is flushing
-        self._corked = False
-        if self._flush():
+        stream = self.stream
+        if not self.corked or self._reader is None or stream is None or stream.closed:
+            return  # sent already, released, or finish() is flushing
+        self.corked = False
+        if self._flush(stream):
             self._writer.start(self._on_writable)
-            self._note_buffered()
+            stream._note_buffered()
         else:
-            self._note_drained()
+            stream._note_drained()
 
-    def close(
-        self, reason: CloseReason = CloseReason.CLOSED_BY_APP, detail: str = ""
-    ) -> None:
-        if self.closed:
-            return
-        if self.chunked:
-            self.written += len(LAST_CHUNK)  # counted before the close hooks
-        self._mark_closed(reason, detail)
-        if self.chunked:
-            self._buffer += LAST_CHUNK
-        if self._buffer and self._flush():
+    def finish(self) -> None:
+        stream = self.stream
+        assert stream is not None
+        if stream.buffer and self._flush(stream):
             # Finish in the background; the send timeout still bounds it.
-            self.full_since = self.full_since or _monotonic()
+            stream.full_since = stream.full_since or _monotonic()
             self._writer.start(self._on_writable)
-            self._timer = gevent.get_hub().loop.timer(self.send_timeout or 1.0)
-            self._timer.start(self._release)
+            self._timer = gevent.get_hub().loop.timer(stream.send_timeout or 1.0)
+            self._timer.start(self.release)
             return
-        self._release()
+        self.release()
 
-    def _flush(self) -> bool:
+    def _flush(self, stream: Stream) -> bool:
         """Send what the kernel takes; ``True`` while bytes remain."""
+        buffer = stream.buffer
         try:
-            sent = self._send(self._buffer)
+            sent = self._send(buffer)
         except BlockingIOError:
             return True
         except OSError as exc:
-            self.abort(CloseReason.SEND_FAILED, exc.strerror or str(exc))
+            stream.abort(CloseReason.SEND_FAILED, exc.strerror or str(exc))
             return False
-        del self._buffer[:sent]
-        return bool(self._buffer)
+        del buffer[:sent]
+        return bool(buffer)
 
-    def _kernel_sent(self) -> bool:
+    def kernel_sent(self) -> bool:
         try:
             reply = fcntl.ioctl(self._raw.fileno(), termios.TIOCOUTQ, b"\0" * 4)
         except (OSError, ValueError):
             return False  # not Linux-like, or the socket is gone
-        queued = struct.unpack("i", reply)[0]
+        queued: int = struct.unpack("i", reply)[0]
         before, self._queued = self._queued, queued
-        if 0 <= queued < before:
-            self.full_since = _monotonic()
-            return True
-        return False
+        return 0 <= queued < before
 
     def _on_writable(self) -> None:
-        if self._flush():
-            if self.full_since:
-                self.full_since = _monotonic()  # the client took bytes: progress
-                self._kernel_sent()
+        stream = self.stream
+        if stream is None:
+            return  # released meanwhile
+        if self._flush(stream):
+            stream._progressed()  # the client took bytes
             return
+        if self._writer is None:
+            return  # the send failed: the stream was aborted and released
         self._writer.stop()
-        if self.closed:
-            self._release()
+        if stream.closed:
+            self.release()
         else:
-            self._note_drained()
+            stream._note_drained()
 
     def _on_readable(self) -> None:
         try:
@@ -200,7 +165,8 @@ class SocketTransport(Transport):
         except BlockingIOError:
             return
         except OSError as exc:
-            self.abort(CloseReason.CLIENT_GONE, exc.strerror or str(exc))
+            if self.stream is not None:
+                self.stream.abort(CloseReason.CLIENT_GONE, exc.strerror or str(exc))
             return
         if not data:
             self._on_eof()
@@ -214,20 +180,20 @@ class SocketTransport(Transport):
         later write) with a reset, which :meth:`_check_gone` finds on a
         timer; a write after the reset fails and aborts the stream as well.
         """
+        stream = self.stream
+        if stream is None:
+            return  # released meanwhile
         logger.debug(
             "stream %d %s: the client closed its side; checking it still reads",
-            self.stream_id,
-            self.path,
-            extra=self.log_context,
+            stream.stream_id,
+            stream.path,
+            extra=stream.log_context,
         )
         if self._reader is not None:
             self._reader.stop()
         self._probe = gevent.get_hub().loop.timer(PROBE_DELAY, PROBE_INTERVAL)
         self._probe.start(self._check_gone)
-        try:
-            self.write(PING)
-        except ClientDisconnected:
-            pass
+        stream.ping_now()
 
     def _check_gone(self) -> None:
         """Has the half-closed client answered a write with a reset?"""
@@ -239,16 +205,19 @@ class SocketTransport(Transport):
             error = exc.errno or errno.EBADF
         if not error:
             return
+        stream = self.stream
+        if stream is None:
+            return  # released meanwhile
         logger.debug(
             "stream %d %s: the client went away (%s)",
-            self.stream_id,
-            self.path,
+            stream.stream_id,
+            stream.path,
             os.strerror(error),
-            extra=self.log_context,
+            extra=stream.log_context,
         )
-        self.abort(CloseReason.CLIENT_GONE)
+        stream.abort(CloseReason.CLIENT_GONE)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         if self._reader is None:
             return
         if self._timer is not None:
@@ -262,7 +231,11 @@ class SocketTransport(Transport):
         self._reader.close()
         self._writer.close()
         self._reader = self._writer = None
-        self._buffer = bytearray()
+        if self.stream is not None:
+            self.stream.buffer = bytearray()
+            # The stream keeps its transport; this side lets go, so a stream
+            # that ended is freed at once, not by the cyclic GC.
+            self.stream = None
         raw = self._raw
         try:
             # Read what the client sent so closing does not turn into a reset.

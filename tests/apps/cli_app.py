@@ -34,9 +34,9 @@ def pid(event: Event) -> str:
 @app.route("/config")
 def config(event: Event) -> dict[str, Any]:
     """What the command line handed the app and the server."""
-    environ = event.request.environ
-    settings = environ["gsse.settings"]
-    server = environ["gsse.server"]
+    view = event.request.environ["gsse.host"]  # the request's HostView
+    settings = view.settings
+    server = view.host.owner  # the gsse.Server that made the host
     return {
         "broker": os.environ.get("GSSE_BROKER"),
         "ping": settings.ping,

@@ -148,4 +148,4 @@ def application(**options: Any) -> Any:
     """A fresh ``SSEMiddleware(get_wsgi_application())`` for these settings."""
     from django.core.wsgi import get_wsgi_application
 
-    return gsse.SSEMiddleware(get_wsgi_application(), handle_sigterm=False, **options)
+    return gsse.SSEMiddleware(get_wsgi_application(), **options)

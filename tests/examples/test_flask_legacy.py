@@ -68,11 +68,12 @@ def test_bad_orders_are_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_the_example_runs_unchanged_under_gunicorn(tmp_path: Path) -> None:
-    """``gunicorn -k gevent examples.flask_legacy:app``, as the docstring says."""
+    """``gunicorn -k gevent -c python:gsse.gunicorn ...``, as the docstring says."""
     with processes(tmp_path) as procs:
         port = free_port()
         proc = procs.start(
-            [sys.executable, "-m", "gunicorn", "-k", "gevent", "--bind",
+            [sys.executable, "-m", "gunicorn", "-k", "gevent",
+             "-c", "python:gsse.gunicorn", "--bind",
              f"127.0.0.1:{port}", "examples.flask_legacy:app"]
         )  # fmt: skip
         proc.wait_port(port)

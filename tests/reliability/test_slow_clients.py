@@ -12,7 +12,9 @@ import pytest
 from gsse import ClientDisconnected
 from gsse import Server
 from gsse import SSEWriter
+from gsse.exceptions import CloseReason
 from gsse.settings import DEFAULT_BUFFER_SIZE
+from gsse.writer import hand_over
 from tests.helpers import RawStream
 from tests.helpers import http_get
 from tests.helpers import wait_until
@@ -43,11 +45,11 @@ def test_a_stuck_client_is_dropped_logged_and_counted(
     most_unsent: list[int] = [0]
 
     def flood(writer: SSEWriter) -> None:
-        transport = writer._transport
+        stream = writer._stream
         try:
             for _ in range(100_000):
                 writer.send_event(EVENT)
-                most_unsent[0] = max(most_unsent[0], transport.pending)
+                most_unsent[0] = max(most_unsent[0], stream.pending)
             outcome.append("sent everything")
         except ClientDisconnected as exc:
             outcome.append(str(exc))
@@ -109,14 +111,13 @@ def test_a_subscriber_style_producer_drops_a_lagging_client(serve: Serve) -> Non
     dropped: list[bool] = []
 
     def fanout(writer: SSEWriter) -> None:
-        transport = writer._transport
+        stream = hand_over(writer)
         payload = f"data: {EVENT}\n\n".encode()
         for _ in range(100_000):
-            if transport.closed:
-                break
-            transport.write(payload)
-            if transport.abort_if_overflowed():
-                dropped.append(True)
+            try:
+                stream.send(payload, wait=False)
+            except ClientDisconnected:
+                dropped.append(stream.close_reason is CloseReason.OVERFLOW)
                 break
             gevent.sleep(0)
 
@@ -138,4 +139,4 @@ def _start(event: object, callback: Callable[[SSEWriter], None]) -> None:
 
 
 def _any_full(server: Server) -> bool:
-    return any(t.full_since for t in list(server.registry._streams))
+    return any(s.full_since for s in list(server.registry._streams))
