@@ -111,6 +111,42 @@ def test_channels_spread_over_the_shards_and_keep_their_keys_in_one_slot(
     assert len({s for s in seen.values()}) > 3
 
 
+def test_presence_of_channels_on_every_shard_keeps_its_keys_in_one_slot(
+    serve: Serve, cluster: ClusterServers, brokers: Callable[..., RedisClusterBroker]
+) -> None:
+    """Members on a channel of each primary: each channel's presence keys
+    (count, liveness, members) and delivery reports share its stream's slot,
+    and presence, subscribers and delivery counts see them all."""
+    cluster.flush()
+    broker = brokers(cluster.url)
+    port = serve(make_app(broker)).port
+    names = [channels_on(cluster, node, 1)[0] for node in cluster.nodes]
+    streams = []
+    try:
+        for name in names:
+            path = sub_path(name) + "&user=" + name
+            streams.append(RawStream(port, path, timeout=60))
+        for name in names:
+            assert wait_until(lambda n=name: broker.subscribers(n) == 1, 30)
+            assert broker.presence(name) == [{"user": name}]
+            assert broker.publish(name, "x", return_delivery=True)[1] == 1
+        seen: dict[str, int] = {}
+        for node in cluster.nodes:
+            with node.client() as client:
+                for key in client.scan_iter(count=1000):
+                    seen[key.decode()] = client.cluster("keyslot", key)
+        for name in names:
+            slot = seen[broker._stream_key(name).decode()]
+            for kind in ("count", "alive", "members"):
+                assert seen[f"gsse:{kind}:{{{name}}}"] == slot
+            assert {s for k, s in seen.items() if "{" + name + "}" in k} == {slot}
+    finally:
+        for stream in streams:
+            stream.close()
+    for name in names:
+        assert wait_until(lambda n=name: broker.presence(n) == [], 30)
+
+
 def test_a_channel_named_with_braces_replays_exactly(
     serve: Serve, cluster: ClusterServers, brokers: Callable[..., RedisClusterBroker]
 ) -> None:

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import urllib.parse
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ from tests.procs import free_port
 from tests.procs import processes
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_server  # noqa: F401 (a fixture)
+from tests.redis_topology import ClusterServers
+from tests.redis_topology import SentinelServers
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -99,12 +102,36 @@ def publish_counted(port: int, data: str) -> tuple[str, int]:
     return reply.json()["id"], reply.json()["delivered"]
 
 
+@pytest.fixture(params=["redis", "redis-cluster", "redis-sentinel"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh Redis of each shape: one server, a Cluster, a Sentinel setup."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        yield server.url
+        return
+    home = tmp_path / request.param
+    home.mkdir()
+    servers: ClusterServers | SentinelServers
+    if request.param == "redis-cluster":
+        servers = ClusterServers(home)
+    else:
+        servers = SentinelServers(home)
+    try:
+        yield servers.url
+    finally:
+        servers.stop()
+
+
 def test_presence_spans_processes_and_a_killed_process_expires(
-    tmp_path: Path,
-    redis_server: RedisServer,  # noqa: F811
+    tmp_path: Path, shared_url: str
 ) -> None:
-    """Both processes see every member; a SIGKILLed one drops out within its TTL."""
-    url = redis_server.url + "?presence_ttl=2"
+    """Both processes see every member; a SIGKILLed one drops out within its TTL.
+
+    On every shape of Redis: in a Cluster the liveness is kept per channel
+    and the join/leave go out on sharded pub/sub; Sentinel's primary is found
+    by asking the Sentinels.
+    """
+    url = shared_url + "?presence_ttl=2"
     with processes(tmp_path) as procs:
         port_a = start_server(procs, url)
         port_b = start_server(procs, url)

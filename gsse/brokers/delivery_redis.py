@@ -35,7 +35,10 @@ RECHECK = 0.2
 class DeliveryReports:
     """The reader's side: how many streams each counted event reached here."""
 
-    def __init__(self, client: redis.Redis, proc: Callable[[], str], lifetime: int):
+    def __init__(
+        self, client: Callable[[], Any], proc: Callable[[], str], lifetime: int
+    ) -> None:
+        #: The client to report with (made on first use in a Cluster).
         self._client = client
         self._proc = proc
         self._lifetime = lifetime
@@ -53,18 +56,20 @@ class DeliveryReports:
         if not reports:
             return
         proc = self._proc()
-        pipe = self._client.pipeline(transaction=False)
-        for key, count in reports:
-            pipe.rpush(key, f"{proc} {count}")
-            pipe.expire(key, self._lifetime)
         try:
+            # In a Cluster, a pipeline of the reports of many channels sends
+            # each shard its own (each report key is in its channel's slot).
+            pipe = self._client().pipeline(transaction=False)
+            for key, count in reports:
+                pipe.rpush(key, f"{proc} {count}")
+                pipe.expire(key, self._lifetime)
             pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError:
             pass  # the publisher's count is a lower bound; it stops waiting
 
 
 def wait_delivery(
-    client: redis.Redis,
+    client: Any,
     report: bytes,
     expected: Callable[[], set[str]],
     timeout: float,

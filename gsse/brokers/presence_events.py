@@ -80,12 +80,13 @@ class EventListener:
         if greenlet is not None:
             greenlet.join(timeout=LISTEN_WAIT + 5)
             greenlet.kill(block=True, timeout=5)
-        self._client.connection_pool.disconnect()
+        if self._client is not None:
+            self._client.connection_pool.disconnect()
 
     def _listen_forever(self) -> None:
         delay = BACKOFF_FIRST
         while not self._closed:
-            pubsub = self._client.pubsub()
+            pubsub = self._pubsub()
             try:
                 self._listen(pubsub)
             except UNAVAILABLE as exc:
@@ -102,6 +103,20 @@ class EventListener:
             finally:
                 pubsub.close()
             delay = BACKOFF_FIRST
+
+    def _pubsub(self) -> Any:
+        """A new subscriber (closed by :meth:`_listen_forever`)."""
+        return self._client.pubsub()
+
+    def _sync_due(self) -> None:
+        """Read and sync the watched channels marked to be (in this greenlet)."""
+        while self._to_sync:
+            channel = next(iter(self._to_sync))
+            if channel in self._watchers:
+                members = self._read_members(channel)
+                for watcher in tuple(self._watchers.get(channel, ())):
+                    watcher.sync(members)
+            del self._to_sync[channel]
 
     def _listen(self, pubsub: Any) -> None:
         pubsub.subscribe(self._channel)
@@ -126,13 +141,7 @@ class EventListener:
             if now - synced >= self._resync_every:
                 synced = now
                 self._to_sync.update(dict.fromkeys(self._watchers))
-            while self._to_sync:
-                channel = next(iter(self._to_sync))
-                if channel in self._watchers:
-                    members = self._read_members(channel)
-                    for watcher in tuple(self._watchers.get(channel, ())):
-                        watcher.sync(members)
-                del self._to_sync[channel]
+            self._sync_due()
 
     def _handle(self, data: bytes) -> None:
         try:

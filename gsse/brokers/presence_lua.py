@@ -51,3 +51,65 @@ for i = 1, #all, 2 do
 end
 return out
 """
+
+# -- Redis Cluster -------------------------------------------------------------
+# A script may touch only keys of one slot, named in KEYS, so in a Cluster a
+# channel's presence lives in three hashes of the channel's slot (hash-tagged
+# by KeyNames), and a process's liveness is kept per channel:
+#
+# - ``<p>:count:{<channel>}``: ``<process>`` -> its streams on the channel;
+# - ``<p>:alive:{<channel>}``: ``<process>`` -> when it expires (ms, the
+#   shard's clock), pushed ``presence_ttl`` ahead by each heartbeat;
+# - ``<p>:members:{<channel>}``: ``<process>:<stream>`` -> the JSON.
+
+#: KEYS: count, alive; ARGV: process, its streams here, ttl (ms), key ttl (s).
+#: Writes (or, for 0 streams, removes) the process's count and liveness;
+#: returns 1 when the process was live here before, else 0 (new or swept).
+BEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local before = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+if before >= now then return 1 end
+return 0
+"""
+
+#: KEYS: count, alive, members; ARGV: '1' to return the members too.
+#: Sweeps the processes whose liveness ran out (and their members), then
+#: returns {{process, count, ...} of the live ones, members hash or false}.
+#: Per-stream work in Lua only while sweeping a dead process (rare).
+READ_TAGGED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local live, dead, swept = {}, {}, false
+for i = 1, #all, 2 do
+  local expiry = tonumber(redis.call('HGET', KEYS[2], all[i]) or '0')
+  if expiry >= now then
+    live[#live + 1] = all[i]
+    live[#live + 1] = all[i + 1]
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+    redis.call('HDEL', KEYS[2], all[i])
+    dead[all[i]] = true
+    swept = true
+  end
+end
+if swept then
+  for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if dead[string.match(field, '^([^:]*)')] then
+      redis.call('HDEL', KEYS[3], field)
+    end
+  end
+end
+if ARGV[1] ~= '1' then return {live, false} end
+return {live, redis.call('HGETALL', KEYS[3])}
+"""

@@ -98,10 +98,13 @@ class RedisPresence(PresenceStore):
         self._wake = GeventEvent()
         self._writer: gevent.Greenlet | None = None
         self._closed = False
-        self.listener = EventListener(
-            listen_client, f"{prefix}:presence", self._read_members, ttl / 3
-        )
+        self.listener = self._make_listener(listen_client)
         atexit.register(_goodbye_at_exit, weakref.ref(self))
+
+    def _make_listener(self, listen_client: Any) -> EventListener:
+        """Who hands ``join``/``leave`` to this process's watchers."""
+        channel = f"{self._prefix}:presence"
+        return EventListener(listen_client, channel, self._read_members, self.ttl / 3)
 
     # -- names -----------------------------------------------------------------
     @property

@@ -36,8 +36,6 @@ from typing import Any
 
 try:
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError(
         "redis:// brokers need the redis package: pip install 'gsse[redis]'"
@@ -64,8 +62,12 @@ from .lua import STATE
 from .presence_redis import PRESENCE_TTL
 from .presence_redis import RedisPresence
 from .presence_redis import check_presence_ttl
-from .redis_pool import MAX_CONNECTIONS
-from .redis_pool import WAIT_SECONDS
+from .redis_connect import HEALTH_CHECK_SECONDS as HEALTH_CHECK_SECONDS
+from .redis_connect import PUBLISH_TIMEOUT
+from .redis_connect import REPLY_TIMEOUT
+from .redis_connect import command_pool
+from .redis_connect import connection_options as connection_options
+from .redis_connect import listen_client
 from .redis_pool import BoundedPool
 from .redis_reader import BACKOFF_FIRST
 from .redis_reader import BACKOFF_MAX
@@ -77,23 +79,6 @@ from .redis_topology import KeyNames
 from .redis_topology import where_of
 
 logger = logging.getLogger(__name__)
-
-#: Seconds a publish keeps retrying while Redis is unreachable.
-PUBLISH_TIMEOUT = 5.0
-#: Seconds a command may wait for its reply.
-REPLY_TIMEOUT = 5.0
-#: Seconds of silence after which the pub/sub connection is checked (PING).
-HEALTH_CHECK_SECONDS = 10
-
-
-def connection_options() -> dict[str, Any]:
-    """What every connection of a broker is opened with (redis-py keywords)."""
-    # No retries inside redis-py: the broker retries, and knows for how long.
-    return {
-        "socket_connect_timeout": 2.0,
-        "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),
-    }
 
 
 class RedisBroker(Broker):
@@ -152,24 +137,13 @@ class RedisBroker(Broker):
 
         Subclasses for Sentinel and Cluster make theirs instead.
         """
-        common = connection_options()
-        self._pool = BoundedPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=WAIT_SECONDS,
-            socket_timeout=REPLY_TIMEOUT,
-            **common,
-        )
+        self._pool: BoundedPool = command_pool(url)
         self._client = redis.Redis(connection_pool=self._pool)
-        # The listener's pub/sub connection: one, apart from the pool.
-        listen_pool = redis.ConnectionPool.from_url(
-            url,
-            max_connections=1,
-            socket_timeout=HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            **common,
-        )
-        self._start(redis.Redis(connection_pool=listen_pool))
+        self._start(self._listen_client())
+
+    def _listen_client(self) -> redis.Redis:
+        """A new client of one connection for a pub/sub listener."""
+        return listen_client(self.url)
 
     def _start(self, listen_client: redis.Redis) -> None:
         """Register the scripts and make the reader, once ``_client`` exists."""
@@ -184,24 +158,18 @@ class RedisBroker(Broker):
             stream_prefix=self._stream_prefix,
             read_states=self._read_states,
         )
-        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
         self._reader.deliveries = DeliveryReports(
-            self._client, lambda: self._members_redis().proc, lifetime
+            lambda: self._client, lambda: self._members_redis().proc, self._lifetime()
         )
 
+    def _lifetime(self) -> int:
+        """Seconds a publish's token (and delivery report) must live: every
+        retry may wait for its reply."""
+        return int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
+
     def _make_presence(self) -> RedisPresence:
-        listen_pool = redis.ConnectionPool.from_url(
-            self.url,
-            max_connections=1,
-            socket_timeout=HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            **connection_options(),
-        )
         return RedisPresence(
-            self._client,
-            redis.Redis(connection_pool=listen_pool),
-            self._prefix,
-            self.presence_ttl,
+            self._client, self._listen_client(), self._prefix, self.presence_ttl
         )
 
     def _members_redis(self) -> RedisPresence:
@@ -242,8 +210,7 @@ class RedisBroker(Broker):
         token = self._keys.token(channel)
         report = token + b":delivered" if return_delivery else None
         deadline = time.monotonic() + self.publish_timeout
-        # The token must outlive every retry (each may wait for its reply).
-        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
+        lifetime = self._lifetime()
         delay = BACKOFF_FIRST / 2
         first = True
         while True:
@@ -306,9 +273,13 @@ class RedisBroker(Broker):
         store, timeout = self._members_redis(), deadline - time.monotonic()
         try:
             expected = partial(store.reporters, channel)
-            return wait_delivery(self._client, report, expected, timeout)
+            return wait_delivery(self._command_client(), report, expected, timeout)
         except UNAVAILABLE:
             return 0  # published; the count is a lower bound (see the docs)
+
+    def _command_client(self) -> Any:
+        """The client that runs one command on a key (Cluster: routed)."""
+        return self._client
 
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:

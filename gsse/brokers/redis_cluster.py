@@ -23,18 +23,22 @@ from typing import Any
 import redis
 
 from ..writer import SSEWriter
+from .delivery_redis import DeliveryReports
 from .fanout import ChannelState
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
 from .lua import STATE
-from .redis import HEALTH_CHECK_SECONDS
-from .redis import REPLY_TIMEOUT
+from .presence_cluster import ClusterPresence
+from .presence_redis import RedisPresence
 from .redis import RedisBroker
+from .redis_cluster_nodes import TOPOLOGY_ERRORS
 from .redis_cluster_nodes import ClusterNodes
 from .redis_cluster_nodes import as_unavailable
 from .redis_cluster_reader import ClusterChannelReader
+from .redis_connect import HEALTH_CHECK_SECONDS
+from .redis_connect import REPLY_TIMEOUT
 from .redis_reader import entry_frame
 from .redis_reader import entry_key
 from .redis_topology import parse_hosts
@@ -66,7 +70,7 @@ class RedisClusterBroker(RedisBroker):
             )
         common = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
         self._nodes = ClusterNodes(hosts, {**common, "socket_timeout": REPLY_TIMEOUT})
-        listen_options: dict[str, Any] = {
+        self._listen_options: dict[str, Any] = {
             **common,
             "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
             "username": hosts.username,
@@ -80,7 +84,7 @@ class RedisClusterBroker(RedisBroker):
         self._reader = self._cluster_reader = ClusterChannelReader(
             nodes=self._nodes,
             keys=self._keys,
-            listen_options=listen_options,
+            listen_options=self._listen_options,
             state_replies=self._state_replies,
             where=self.where,
             client=scripts,
@@ -90,6 +94,27 @@ class RedisClusterBroker(RedisBroker):
             stream_prefix=self._stream_prefix,
             read_states=self._read_states,
         )
+        self._reader.deliveries = DeliveryReports(
+            self._nodes.client, lambda: self._members_redis().proc, self._lifetime()
+        )
+
+    def _make_presence(self) -> RedisPresence:
+        return ClusterPresence(
+            self._nodes,
+            self._keys,
+            self._listen_options,
+            self._prefix,
+            self.presence_ttl,
+        )
+
+    def _command_client(self) -> Any:
+        return self._nodes.client()
+
+    def _delivery(self, channel: str, report: bytes, deadline: float) -> int:
+        try:
+            return super()._delivery(channel, report, deadline)
+        except TOPOLOGY_ERRORS:
+            return 0  # published; the count is a lower bound (see the docs)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         # Each channel's announcements come on its own sharded channel: be
@@ -102,11 +127,18 @@ class RedisClusterBroker(RedisBroker):
             self._cluster_reader.behind(channels)
 
     def _run_publish(
-        self, channel: str, raw: bytes, token: bytes, lifetime: int
+        self,
+        channel: str,
+        raw: bytes,
+        token: bytes,
+        lifetime: int,
+        report: bytes | None = None,
     ) -> Any:
         keys = [self._stream_key(channel), token]
         args: list[bytes | int] = [self.history, raw, lifetime]
         args += [self._keys.notify(channel), channel.encode()]
+        if report is not None:  # in the channel's slot: made from the token
+            args += [b"d", report]
         try:
             return self._publish(keys=keys, args=args, client=self._nodes.client())
         except redis.RedisError as exc:
@@ -160,5 +192,7 @@ class RedisClusterBroker(RedisBroker):
         return frames
 
     def close(self) -> None:
+        if self._presence_store is not None:
+            self._presence_store.close()  # its goodbye needs the nodes
         self._reader.close()
         self._nodes.close()

@@ -20,10 +20,10 @@ import redis
 from redis.sentinel import Sentinel
 from redis.sentinel import SentinelConnectionPool
 
-from .redis import HEALTH_CHECK_SECONDS
-from .redis import REPLY_TIMEOUT
 from .redis import RedisBroker
-from .redis import connection_options
+from .redis_connect import HEALTH_CHECK_SECONDS
+from .redis_connect import REPLY_TIMEOUT
+from .redis_connect import connection_options
 from .redis_pool import MAX_CONNECTIONS
 from .redis_pool import WAIT_SECONDS
 from .redis_pool import BoundedPool
@@ -83,14 +83,20 @@ class RedisSentinelBroker(RedisBroker):
         if not isinstance(pool, BoundedPool):  # pragma: no cover - redis-py changed
             raise TypeError(f"redis-py made a {type(pool).__name__}, not our pool")
         self._pool = pool
-        listen_client: redis.Redis = self._sentinel.master_for(  # type: ignore[no-untyped-call]
-            service,
+        self._service, self._options = service, options
+        self._start(self._listen_client())
+
+    def _listen_client(self) -> redis.Redis:
+        """A client of one connection to the current primary (pub/sub): the
+        reader's listener, and presence's ``join``/``leave`` listener."""
+        client: redis.Redis = self._sentinel.master_for(  # type: ignore[no-untyped-call]
+            self._service,
             max_connections=1,
             socket_timeout=HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
             health_check_interval=HEALTH_CHECK_SECONDS,
-            **options,
+            **self._options,
         )
-        self._start(listen_client)
+        return client
 
     def close(self) -> None:
         super().close()
