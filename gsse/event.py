@@ -120,17 +120,31 @@ class Event:
             callback, blocking=blocking, retry=self._retry, settings=self._settings
         )
 
-    def subscribe(self, broker: SupportsSubscribe, *channels: str) -> None:
+    def subscribe(
+        self,
+        broker: SupportsSubscribe,
+        *channels: str,
+        snapshot: bool = False,
+    ) -> None:
         """Stream the events published to ``channels`` (instead of a callback).
 
         A client that reconnects with ``Last-Event-ID`` first gets what it
         missed. See :class:`gsse.Broker`.
 
+        :param snapshot: first send the newest event of every key of the
+            channels (compacted channels, ``publish(..., key=...)``), then
+            live events; see :meth:`gsse.Broker.subscriber`.
+
         :raises gsse.brokers.frames.ChannelRefused: a bad or missing channel
             name, or too many channels: a ``ValueError`` or ``TypeError``
             that is also a werkzeug ``BadRequest``, so the client gets ``400``.
         """
-        self.set_stream_callback(broker.subscriber(*channels))
+        if snapshot:
+            self.set_stream_callback(
+                broker.subscriber(*channels, snapshot=True)  # type: ignore[call-arg]
+            )
+        else:
+            self.set_stream_callback(broker.subscriber(*channels))
 
     def response(self) -> Response:
         """The SSE response this event describes (used by :class:`~gsse.App`).

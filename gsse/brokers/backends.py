@@ -25,13 +25,18 @@ def redis_backend(url: str, options: dict[str, Any]) -> Broker:
     # before ``monkey.patch_all()``.
     from .redis import RedisBroker
 
-    extra = sorted(set(options) - {"history"})
+    extra = sorted(set(options) - {"history", "history_ttl"})
     if extra:
         raise TypeError(
             f"redis:// brokers take no {', '.join(extra)} option: Redis"
-            " bounds history per channel (history=) and by its maxmemory"
+            " bounds history per channel (history=, history_ttl=) and by its"
+            " maxmemory"
         )
-    return RedisBroker(url, history=options.get("history", 1000))
+    return RedisBroker(
+        url,
+        history=options.get("history", 1000),
+        history_ttl=options.get("history_ttl"),
+    )
 
 
 register_backend("memory", memory_backend)

@@ -27,6 +27,7 @@ from ..stream import stream as sse_stream
 from ..transport import Transport
 from ..writer import SSEWriter
 from ..writer import hand_over
+from .compaction import check_history_ttl
 from .frames import check_channel
 from .frames import check_channels
 from .frames import encode_body
@@ -59,8 +60,9 @@ URL_OPTIONS = (
     "max_history_events",
     "max_history_bytes",
     "history_idle_ttl",
+    "history_ttl",
 )
-_FLOAT_OPTIONS = frozenset({"history_idle_ttl"})
+_FLOAT_OPTIONS = frozenset({"history_idle_ttl", "history_ttl"})
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
@@ -159,6 +161,8 @@ class Broker:
     :param max_event_size: the largest event :meth:`publish` accepts, in
         encoded bytes.
     :param max_channels: the most channels one stream may follow.
+    :param history_ttl: seconds an event is kept for replay (``None``: no
+        age limit); see docs/compacted-channels.md.
 
     .. versionadded:: 0.1
     """
@@ -172,8 +176,10 @@ class Broker:
         history: int = 1000,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         max_channels: int = DEFAULT_MAX_CHANNELS,
+        history_ttl: float | None = None,
     ) -> None:
         self.history = _check_history(history)
+        self.history_ttl = check_history_ttl(history_ttl)
         self.set_limits(max_event_size=max_event_size, max_channels=max_channels)
 
     def set_limits(
@@ -193,6 +199,7 @@ class Broker:
         history: int | None = None,
         max_event_size: int | None = None,
         max_channels: int | None = None,
+        history_ttl: float | None = None,
         **options: int,
     ) -> Broker:
         """The broker a URL names.
@@ -206,6 +213,9 @@ class Broker:
             Without one, the ``GSSE_BROKER`` environment variable (which
             ``gsse run --broker`` sets), else ``memory://``.
         :param history: events each channel keeps for replay (default 1000).
+        :param history_ttl: seconds each event is kept for replay (default
+            ``None``: no age limit). A ``Last-Event-ID`` from before expired
+            events gets the ``reset`` event, as when history ran out by count.
         :param max_event_size: the largest event ``publish`` accepts, in
             encoded bytes (default 1 MiB).
         :param max_channels: the most channels one stream may follow
@@ -227,6 +237,7 @@ class Broker:
             "history": history,
             "max_event_size": max_event_size,
             "max_channels": max_channels,
+            "history_ttl": history_ttl,
             **options,
         }
         merged.update({k: v for k, v in given.items() if v is not None})
@@ -246,14 +257,25 @@ class Broker:
         broker.set_limits(**limits)
         return broker
 
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        key: str | None = None,
+    ) -> str:
         """Send an event to every subscriber of ``channel``; keep it for replay.
 
         :param channel: the channel's name (printable text).
         :param data: ``str``, ``bytes`` (UTF-8) or any JSON-serialisable value.
         :param event: the event type (``None``: the browser's ``message``).
+        :param key: makes the channel compacted: this event supersedes the
+            channel's earlier events with the same key (never replayed, and
+            dropped from a slow client's queue); ``snapshot=True`` streams
+            start with the newest event of every key.
         :returns: the event's id, which is also its id on the wire.
-        :raises ValueError: a bad channel name or event type, no data, or an
+        :raises ValueError: a bad channel name, event type or key, no data, or an
             event larger than ``max_event_size``.
         :raises TypeError: data that cannot be encoded.
         :raises gsse.BrokerUnavailable: the backend stayed unreachable.
@@ -276,8 +298,13 @@ class Broker:
             )
         return raw
 
-    def subscriber(self, *channels: str) -> StreamCallback:
+    def subscriber(self, *channels: str, snapshot: bool = False) -> StreamCallback:
         """A stream callback that streams ``channels`` to its writer.
+
+        :param snapshot: first send the newest event of every key of each
+            channel (see :meth:`publish`), then live events, with no gap and
+            no duplicate; a ``Last-Event-ID`` that resumes gets the replay
+            instead, one that cannot gets its ``reset`` and then the snapshot.
 
         ``event.subscribe(broker, ...)`` uses it; call it yourself to send
         something first and then follow the channels.
@@ -292,6 +319,8 @@ class Broker:
             that is not a ``str``.
         """
         names = check_channels(channels, self.max_channels)
+        if not isinstance(snapshot, bool):
+            raise TypeError(f"snapshot must be True or False, got {snapshot!r}")
 
         def subscribe(writer: SSEWriter) -> None:
             hub, loop_thread = loop_of(writer)
@@ -299,10 +328,10 @@ class Broker:
                 # Called from a thread-pool callback: subscriptions live in
                 # the event loop, so start this one there and return.
                 hub.loop.run_callback_threadsafe(
-                    gevent.spawn, self._follow, writer, names
+                    gevent.spawn, self._follow, writer, names, snapshot
                 )
                 return
-            self._follow(writer, names)
+            self._follow(writer, names, snapshot)
 
         subscribe.__qualname__ = f"{type(self).__name__}.subscriber{names!r}"
         return subscribe
@@ -314,6 +343,7 @@ class Broker:
         retry: int | None = None,
         ping: float | None = None,
         send_timeout: float | None = None,
+        snapshot: bool = False,
     ) -> Response:
         """A response that streams ``channels``; return it from any WSGI view.
 
@@ -321,9 +351,10 @@ class Broker:
         :param retry: the client's reconnection time in ms, sent first.
         :param ping: seconds of idleness before a keep-alive comment.
         :param send_timeout: see :func:`gsse.stream`.
+        :param snapshot: see :meth:`subscriber`.
         """
         return sse_stream(
-            self.subscriber(*channels),
+            self.subscriber(*channels, snapshot=snapshot),
             headers=headers,
             retry=retry,
             ping=ping,
@@ -342,7 +373,9 @@ class Broker:
         """
         raise NotImplementedError
 
-    def _follow(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _follow(
+        self, writer: SSEWriter, channels: tuple[str, ...], snapshot: bool = False
+    ) -> None:
         """In the event loop: subscribe, and let a shutdown end the stream.
 
         A subscription has nothing to finish, so a graceful shutdown closes
@@ -350,7 +383,9 @@ class Broker:
         from ``Last-Event-ID`` when it reconnects.
         """
         writer._registry.end_at_shutdown(transport_of(writer))
-        self._subscribe(writer, channels)
+        self._subscribe(writer, channels, snapshot=snapshot)
 
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         raise NotImplementedError

@@ -51,6 +51,7 @@ from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
 from .base import transport_of
+from .compaction import check_key
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import requested_positions
@@ -58,7 +59,11 @@ from .frames import Frame
 from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
-from .lua import STATE
+from .lua_compact import PUBLISH_KEYED
+from .lua_compact import STATE_KEYED
+from .redis_compact import channel_state
+from .redis_compact import keyed_keys
+from .redis_compact import ttl_ms
 from .redis_pool import MAX_CONNECTIONS
 from .redis_pool import WAIT_SECONDS
 from .redis_pool import BoundedPool
@@ -67,7 +72,6 @@ from .redis_reader import BACKOFF_MAX
 from .redis_reader import UNAVAILABLE
 from .redis_reader import ChannelReader
 from .redis_reader import entry_frame
-from .redis_reader import entry_key
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ class RedisBroker(Broker):
     :param history: events each channel keeps (the Stream's exact MAXLEN).
     :param publish_timeout: seconds a publish retries while Redis is away.
     :param prefix: the prefix of gsse's Redis keys.
+    :param history_ttl: seconds events are kept (``None``: no age limit).
 
     .. versionadded:: 0.1
     """
@@ -106,8 +111,9 @@ class RedisBroker(Broker):
         history: int = 1000,
         publish_timeout: float = PUBLISH_TIMEOUT,
         prefix: str = "gsse",
+        history_ttl: float | None = None,
     ) -> None:
-        super().__init__(history=history)
+        super().__init__(history=history, history_ttl=history_ttl)
         if isinstance(publish_timeout, bool) or not isinstance(
             publish_timeout, (int, float)
         ):
@@ -148,7 +154,8 @@ class RedisBroker(Broker):
             **common,
         )
         self._publish = self._client.register_script(PUBLISH)
-        self._state = self._client.register_script(STATE)
+        self._publish_keyed = self._client.register_script(PUBLISH_KEYED)
+        self._state = self._client.register_script(STATE_KEYED)
         self._reader = ChannelReader(
             where=self.where,
             client=self._client,
@@ -181,8 +188,16 @@ class RedisBroker(Broker):
         return self._stream_prefix + channel.encode()
 
     # -- publishing ----------------------------------------------------------
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        key: str | None = None,
+    ) -> str:
         raw = self._encode(channel, data, event)
+        ckey = check_key(key)
         token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
@@ -191,7 +206,7 @@ class RedisBroker(Broker):
         first = True
         while True:
             try:
-                new_id = self._run_publish(channel, raw, token, lifetime)
+                new_id = self._run_publish(channel, raw, token, lifetime, ckey)
                 return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
             except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
@@ -225,18 +240,29 @@ class RedisBroker(Broker):
                 delay = min(delay * 2, BACKOFF_MAX / 4)
 
     def _run_publish(
-        self, channel: str, raw: bytes, token: bytes, lifetime: int
+        self,
+        channel: str,
+        raw: bytes,
+        token: bytes,
+        lifetime: int,
+        ckey: str | None = None,
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
         args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
         args.append(channel.encode())
-        return self._publish(keys=keys, args=args)
+        if ckey is None and self.history_ttl is None:
+            return self._publish(keys=keys, args=args)
+        keys += keyed_keys(self._prefix, channel)
+        args += [(ckey or "").encode(), ttl_ms(self.history_ttl)]
+        return self._publish_keyed(keys=keys, args=args)
 
     # -- subscribing ---------------------------------------------------------
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         transport = transport_of(writer)
-        subscription = Subscription(transport, channels)
+        subscription = Subscription(transport, channels, snapshot=snapshot)
         reader = self._reader
         for channel in channels:
             reader.subscribers.setdefault(channel, set()).add(subscription)
@@ -272,7 +298,9 @@ class RedisBroker(Broker):
         delay = BACKOFF_FIRST
         while not subscription.transport.closed:
             try:
-                states = self._read_states(subscription.channels, requested)
+                states = self._read_states(
+                    subscription.channels, requested, subscription.snapshot
+                )
                 self._waiting = False
                 return states
             except UNAVAILABLE as exc:
@@ -290,22 +318,27 @@ class RedisBroker(Broker):
         return None
 
     def _read_states(
-        self, channels: tuple[str, ...], requested: list[Key | None] | None
+        self,
+        channels: tuple[str, ...],
+        requested: list[Key | None] | None,
+        snapshot: bool = False,
     ) -> list[ChannelState]:
-        """Each channel's newest id and, where ``requested`` is resumable, replay."""
+        """Each channel's newest id and, where ``requested`` is resumable, replay.
+
+        With ``snapshot``, also each channel's newest event per key.
+        """
         pipe = self._client.pipeline(transaction=False)
+        ttl = ttl_ms(self.history_ttl)
         for i, channel in enumerate(channels):
             after = requested[i] if requested is not None else None
-            args = ["" if after is None else format_id(after)]
-            self._state(keys=[self._stream_key(channel)], args=args, client=pipe)
+            args = ["" if after is None else format_id(after), "1" if snapshot else ""]
+            keys = [self._stream_key(channel), keyed_keys(self._prefix, channel)[0]]
+            self._state(keys=keys, args=[*args, ttl], client=pipe)
         replies = pipe.execute()
-        states = []
-        for channel, (last, entries) in zip(channels, replies, strict=True):
-            frames = None
-            if entries is not None:
-                frames = [entry_frame(channel, eid, fields) for eid, fields in entries]
-            states.append(ChannelState(entry_key(last), frames))
-        return states
+        return [
+            channel_state(channel, reply)
+            for channel, reply in zip(channels, replies, strict=True)
+        ]
 
     def _read_gaps(self, gaps: list[tuple[str, Key, Key]]) -> list[Frame]:
         pipe = self._client.pipeline(transaction=False)
