@@ -15,13 +15,17 @@ Deliberate choices:
   event sent, so a reconnect resumes exactly after the snapshot. A stream
   whose ``Last-Event-ID`` cannot be resumed gets its ``reset`` and then the
   snapshot: it is whole again without reloading anything.
-- Conflation (:class:`Backlog`): once a stream's buffer is full, keyed
-  events are held back per stream, one per key (a newer one replaces the
-  held one, at the newer one's place in publish order), and sent as the
-  client reads. An unkeyed event arriving meanwhile is held too (order is
-  kept); only those count towards the overflow limit, so a slow reader of
-  a keyed channel stays connected and sees current values only. A client
-  that reads nothing at all is still closed after ``send_timeout``.
+- Conflation (:class:`Backlog`): once a stream is *behind* (more than
+  ``BEHIND_BYTES`` unsent: its socket took no more), keyed events are held
+  back per stream, one per key (a newer one replaces the held one, at the
+  newer one's place in publish order), and sent as the client reads. An
+  unkeyed event arriving meanwhile is held too (order is kept); only those
+  count towards the overflow limit, so a slow reader of a keyed channel
+  stays connected and sees current values. A client that reads nothing at
+  all is still closed after ``send_timeout``.
+- A stream that receives keyed events caps what its kernel socket holds
+  unsent (``TCP_NOTSENT_LOWAT``, ``KERNEL_UNSENT``): otherwise the kernel
+  would queue megabytes of stale prices before gsse saw the client lag.
 - ``history_ttl``: events older than that many seconds are neither kept
   nor replayed, keyed or not. Expired history moves the channel's floor
   like trimming by count does, so an older ``Last-Event-ID`` gets the same
@@ -30,6 +34,7 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import socket
 import time
 import unicodedata
 from collections.abc import Iterable
@@ -40,7 +45,9 @@ import gevent
 
 from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
+from ..transport import CORK_BYTES
 from ..transport import OVERFLOW_FACTOR
+from ..transport import Transport
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -50,6 +57,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only (fanout imports this module)
 
 #: The longest compaction key ``publish`` accepts.
 MAX_KEY_LENGTH = 200
+#: Unsent bytes past which a stream is behind: a write batch of a client
+#: that keeps up is sent at ``CORK_BYTES``, so more means the socket is full.
+BEHIND_BYTES = CORK_BYTES
+#: Unsent bytes the kernel may hold for a stream of a keyed channel.
+KERNEL_UNSENT = 16 * 1024
+#: Seconds between two looks at a behind stream's socket.
+POLL = 0.05
+_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 
 def check_key(key: Any) -> str | None:
@@ -107,6 +122,23 @@ def live_frames(frames: Iterable[Frame], newest: dict[str, Frame]) -> list[Frame
     ]
 
 
+def keep_current(subscription: Subscription) -> None:
+    """The stream gets keyed events: cap its kernel queue (once, if it can)."""
+    subscription.keyed = True
+    raw = getattr(subscription.transport, "_raw", None)
+    if raw is None or _NOTSENT_LOWAT is None:
+        return  # another host's transport, or not Linux: conflation still works
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, KERNEL_UNSENT)
+    except OSError:
+        pass  # not TCP (a Unix socket): the kernel queue is small anyway
+
+
+def behind(transport: Transport) -> bool:
+    """Whether ``transport`` holds more than its socket would take now."""
+    return transport.pending > BEHIND_BYTES
+
+
 def id_only(wire_id: str) -> bytes:
     """A frame that only moves the client's ``Last-Event-ID`` (not dispatched)."""
     return b"id: %s\n\n" % wire_id.encode()
@@ -151,21 +183,34 @@ class Backlog:
             self.greenlet = gevent.spawn(self._send_as_read)
 
     def _send_as_read(self) -> None:
+        """Send held frames as the socket takes bytes; time out a stuck client."""
         subscription = self.subscription
         transport = subscription.transport
         frames = self.frames
+        before, progress = transport.pending, time.monotonic()
         try:
-            while frames:
-                transport.wait_drained()
-                while frames and not transport.full:
-                    ident = next(iter(frames))
-                    frame = frames.pop(ident)
-                    if frame.ckey is None:
-                        self.unkeyed -= len(frame.raw)
-                    self._write(frame)
+            while frames and not transport.closed:
+                pending, now = transport.pending, time.monotonic()
+                if pending < before:
+                    progress = now  # the client took bytes
+                before = pending
+                if not behind(transport):
+                    while frames and not behind(transport):
+                        frame = frames.pop(next(iter(frames)))
+                        if frame.ckey is None:
+                            self.unkeyed -= len(frame.raw)
+                        self._write(frame)
+                    before, progress = transport.pending, now
+                elif transport.send_timeout and (
+                    now - progress > transport.send_timeout
+                ):
+                    transport.abort(CloseReason.SEND_TIMEOUT)
+                    return
+                gevent.sleep(POLL)
         except ClientDisconnected:
-            frames.clear()
+            pass
         finally:
+            frames.clear()
             if subscription.backlog is self:
                 subscription.backlog = None
 

@@ -25,8 +25,10 @@ from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
 from ..transport import Transport
 from .compaction import Backlog
+from .compaction import behind
 from .compaction import hold
 from .compaction import id_only
+from .compaction import keep_current
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -83,6 +85,7 @@ class Subscription:
         "resets",
         "snapshot",
         "backlog",
+        "keyed",
     )
 
     def __init__(
@@ -105,6 +108,8 @@ class Subscription:
         self.snapshot = snapshot
         #: Events held back while a keyed channel's client reads slowly.
         self.backlog: Backlog | None = None
+        #: It received a keyed event (its kernel queue is capped since).
+        self.keyed = False
 
     @property
     def wire_id(self) -> str:
@@ -123,7 +128,9 @@ class Subscription:
         if frame.key <= self.positions[i]:
             return
         transport = self.transport
-        if self.backlog is not None or (frame.ckey is not None and transport.full):
+        if frame.ckey is not None and not self.keyed:
+            keep_current(self)
+        if self.backlog is not None or (frame.ckey is not None and behind(transport)):
             hold(self, frame)  # conflation (see compaction.py)
             self.positions[i] = frame.key
             return
@@ -254,7 +261,7 @@ def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
             subscription.deliver(frame)
             continue
         transport = subscription.transport
-        if keyed and transport.full:
+        if keyed and (not subscription.keyed or behind(transport)):
             subscription.deliver(frame)  # conflation (see compaction.py)
             continue
         positions = subscription.positions
