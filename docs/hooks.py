@@ -41,6 +41,7 @@ GUIDES = [
     ("Django", "django.md"),
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
+    ("Compacted channels and history by age", "compacted-channels.md"),
     ("The Python client", "client.md"),
     ("The browser: gsse.js", "browser.md"),
     ("Command line", "cli.md"),
