@@ -213,16 +213,25 @@ def subscribe(
     retry: int | None = None,
     ping: float | None = None,
     send_timeout: float | None = None,
+    snapshot: bool = False,
 ) -> HttpResponse:
     """A Django response that streams the events published to ``channels``.
 
     A client that reconnects with ``Last-Event-ID`` first gets what it
     missed (see :class:`gsse.Broker`).
 
+    :param snapshot: first send the newest event of every key (compacted
+        channels); see :meth:`gsse.Broker.subscriber`.
+
     .. versionadded:: 0.2
     """
+    callback = (
+        broker.subscriber(*channels, snapshot=True)  # type: ignore[call-arg]
+        if snapshot
+        else broker.subscriber(*channels)
+    )
     return stream(
-        broker.subscriber(*channels),
+        callback,
         headers=headers,
         retry=retry,
         ping=ping,
