@@ -17,9 +17,12 @@ behind. Once everything is published, the slow ones read at full speed and
 a last ``end`` event tells whether each is still connected and which value
 of each key it saw last. Reported, per mode:
 
-- delivered events/s: events the fast subscribers received, divided by the
-  time from the publish to the last of them receiving ``end``;
-- server CPU µs per delivered event (fast and slow);
+- delivered events/s: events the fast subscribers received (and all
+  subscribers), divided by the time from the publish to the last fast one
+  receiving ``end``; on a keyed channel a "fast" subscriber that lags
+  (this process is one Python reading them all) is conflated too;
+- server CPU µs per delivered event (fast and slow), and per event handed
+  to a subscriber (published × subscribers: comparable across modes);
 - slow subscribers still connected, and whether they saw each key's newest
   value (keyed mode: conflation keeps them; unkeyed: they overflow).
 
@@ -209,8 +212,16 @@ def run_mode(port: int, args: argparse.Namespace, keyed: bool) -> dict[str, Any]
         "slow": len(slow),
         "published": args.events,
         "fast_events_per_s": round(sum(c.events for c in fast) / (finished - started)),
+        "delivered_per_s": round(delivered / (finished - started)),
+        "seconds_to_end": round(finished - started, 2),
         "server_cpu_us_per_event": round(
             (after["cpu_s"] - before["cpu_s"]) / max(1, delivered) * 1e6, 2
+        ),
+        "server_cpu_us_per_handed": round(
+            (after["cpu_s"] - before["cpu_s"])
+            / ((args.events + 1) * len(clients))
+            * 1e6,
+            2,
         ),
         "fast_complete": sum(c.ended and c.events == args.events + 1 for c in fast),
         "slow_connected": sum(c.ended for c in slow),

@@ -62,8 +62,10 @@ MAX_KEY_LENGTH = 200
 BEHIND_BYTES = CORK_BYTES
 #: Unsent bytes the kernel may hold for a stream of a keyed channel.
 KERNEL_UNSENT = 16 * 1024
-#: Seconds between two looks at a behind stream's socket.
-POLL = 0.05
+#: Seconds between two looks at a behind stream's socket: the first, then
+#: doubled while the client takes nothing, up to the last.
+POLL_FIRST = 0.005
+POLL_MAX = 0.05
 _NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 
@@ -188,11 +190,14 @@ class Backlog:
         transport = subscription.transport
         frames = self.frames
         before, progress = transport.pending, time.monotonic()
+        poll = POLL_FIRST
         try:
             while frames and not transport.closed:
                 pending, now = transport.pending, time.monotonic()
                 if pending < before:
-                    progress = now  # the client took bytes
+                    progress, poll = now, POLL_FIRST  # the client took bytes
+                else:
+                    poll = min(poll * 2, POLL_MAX)
                 before = pending
                 if not behind(transport):
                     while frames and not behind(transport):
@@ -206,7 +211,7 @@ class Backlog:
                 ):
                     transport.abort(CloseReason.SEND_TIMEOUT)
                     return
-                gevent.sleep(POLL)
+                gevent.sleep(poll)
         except ClientDisconnected:
             pass
         finally:

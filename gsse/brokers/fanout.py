@@ -189,14 +189,14 @@ class Subscription:
 
     def _after_snapshot(self, snapshots: list[tuple[int, Key]]) -> None:
         """Move the client's position to each channel's newest id, if behind."""
-        behind = False
+        moved = False
         for i, last in snapshots:
             if self.positions[i] < last:
                 self.positions[i] = last
-                behind = True
+                moved = True
         # Held snapshot events carry their own ids; then a resume replays
         # the rest, which is exactly what was held.
-        if behind and self.backlog is None and not self.transport.closed:
+        if moved and self.backlog is None and not self.transport.closed:
             self.transport.write(id_only(self.wire_id))
 
     def deliver_all(self, frames: Iterable[Frame]) -> None:

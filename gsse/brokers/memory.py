@@ -293,8 +293,10 @@ class MemoryBroker(Broker):
         This may forget the channel: look it up again afterwards.
         """
         cutoff = ttl_cutoff(self.history_ttl)
+        if cutoff is None:
+            return
         channel = self._recent.get(name)
-        if cutoff is None or channel is None:
+        if channel is None:
             return
         history, keyed = channel.history, channel.keyed
         while history and history[0].key < cutoff:
