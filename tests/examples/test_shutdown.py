@@ -46,6 +46,7 @@ CASES = {
     "chat": Case("/rooms/lobby/events", None, None),
     "dashboard": Case("/metrics/stream", "sample", None),
     "flask_legacy": Case("/feed", None, None),
+    "price_board": Case("/prices", None, None),
     "redis_workers": Case("/board", "hello", None, redis=True),
 }
 
