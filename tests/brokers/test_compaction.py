@@ -294,3 +294,58 @@ def test_history_ttl_is_checked_when_reading_too(
         assert reset.event == "reset"
         assert json.loads(reset.data) == {"channel": "r", "last_event_id": first}
         assert b"second" not in stream.body and b"third" not in stream.body
+
+
+def test_a_slow_subscriber_of_several_keyed_channels_keeps_exact_positions(
+    port: int, broker: gsse.Broker, publisher: gsse.Broker
+) -> None:
+    """Held events carry the stream's position as the client knows it."""
+    payload = "x" * 20_000
+    slow = RawStream(port, sub_path("k1", "k2"), timeout=30)
+    try:
+        listening(broker, "k1", 1)
+        listening(broker, "k2", 1)
+        newest: dict[str, str] = {}
+        for n in range(400):
+            for channel in ("k1", "k2"):
+                newest[channel] = publisher.publish(
+                    channel, f"{channel} {n} {payload}", key="only"
+                )
+            if n % 10 == 0:
+                gevent.sleep(0.001)
+        end = publisher.publish("k1", "end")
+        messages: list[gsse.client.Message] = []
+        while not messages or messages[-1].data != "end":
+            messages += slow.events(1, timeout=60)
+            assert len(messages) <= 801
+        assert len(messages) < 801  # conflated
+        assert messages[-1].id == f"{end},{newest['k2']}"
+        last = {m.data.split(" ")[0]: m for m in messages[:-1]}
+        assert last["k1"].data.split(" ")[1] == last["k2"].data.split(" ")[1] == "399"
+        previous = (0, 0, 0, 0)
+        for message in messages:  # positions never go back, in either channel
+            k1, k2 = message.id.split(",")
+            position = (*map(int, k1.split("-")), *map(int, k2.split("-")))
+            assert position[:2] >= previous[:2] and position[2:] >= previous[2:]
+            previous = position
+    finally:
+        slow.close()
+
+
+def test_a_keyed_subscriber_that_reads_nothing_is_closed_after_send_timeout(
+    serve: Callable[..., gsse.Server], broker: gsse.Broker, publisher: gsse.Broker
+) -> None:
+    """Conflation keeps slow readers, not clients that read nothing at all."""
+    port = serve(make_app(broker), send_timeout=1.0).port
+    stuck = RawStream(port, sub_path("stuck"), timeout=30)
+    try:
+        listening(broker, "stuck", 1)
+        before = STATS.disconnects.get("send_timeout", 0)
+        for n in range(200):
+            publisher.publish("stuck", f"{n} {'x' * 20_000}", key=f"k{n % 4}")
+            if n % 10 == 0:
+                gevent.sleep(0.001)
+        listening(broker, "stuck", 0)
+        assert STATS.disconnects.get("send_timeout", 0) > before
+    finally:
+        stuck.close()
