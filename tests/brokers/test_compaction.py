@@ -15,6 +15,7 @@ import gevent
 import pytest
 
 import gsse
+from gsse.brokers.memory import MemoryBroker
 from gsse.metrics import STATS
 from tests.apps.broker_app import make_app
 from tests.brokers.conftest import MakeBroker
@@ -349,3 +350,28 @@ def test_a_keyed_subscriber_that_reads_nothing_is_closed_after_send_timeout(
         assert STATS.disconnects.get("send_timeout", 0) > before
     finally:
         stuck.close()
+
+
+def test_memory_counts_the_newest_events_per_key_within_its_totals() -> None:
+    """memory://: keyed state is bounded by the totals and expires with the ttl."""
+    broker = MemoryBroker(history=3, max_history_events=10)
+    for n in range(50):
+        broker.publish("p", f"v{n}", key=f"k{n % 4}")
+    # 3 in history, 4 newest per key: 7 (superseded ones were released).
+    assert broker.stats()["events"] == 7
+    assert [f.raw for f in broker._channels["p"].keyed.values()] == [
+        b"data: v46\n\n",
+        b"data: v47\n\n",
+        b"data: v48\n\n",
+        b"data: v49\n\n",
+    ]
+    for n in range(20):
+        broker.publish("other", f"o{n}")
+    stats = broker.stats()
+    assert stats["events"] <= 10
+    aged = MemoryBroker(history_ttl=0.2)
+    aged.publish("t", "x", key="k")
+    time.sleep(0.3)  # past the ttl (not a timing assertion)
+    aged.publish("u", "y")
+    stats = aged.stats()  # "t" and its key are forgotten; "u" is all there is
+    assert (stats["channels"], stats["events"]) == (1, 1)
