@@ -1,8 +1,8 @@
 """Compacted (keyed) channels and history by age, on memory:// and redis://.
 
-``publish(..., key=)``, ``snapshot=True``, replay without superseded events,
-conflation for a slow subscriber, and ``history_ttl`` (issue 20, items 3
-and 4): each test runs on both backends, over real sockets.
+``publish(..., key=)``, ``snapshot=True``, replay without superseded events
+and ``history_ttl`` (issue 20, items 3 and 4; conflation is in
+test_compaction_slow.py): each test runs on both backends, over real sockets.
 """
 
 from __future__ import annotations
