@@ -16,6 +16,8 @@ from queue import Empty
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 #: Connections a broker uses for commands (publish, replay, reads), at most.
 #: Each command is one short round trip to a single-threaded Redis, so more
@@ -25,6 +27,16 @@ MAX_CONNECTIONS = 4
 WAIT_SECONDS = 10.0
 #: Seconds after which an unused connection is closed.
 IDLE_SECONDS = 30.0
+
+
+def connection_options() -> dict[str, Any]:
+    """What every connection of a broker is opened with (redis-py keywords)."""
+    # No retries inside redis-py: the broker retries, and knows for how long.
+    return {
+        "socket_connect_timeout": 2.0,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 class BoundedPool(redis.BlockingConnectionPool):

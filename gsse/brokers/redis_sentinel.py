@@ -23,10 +23,10 @@ from redis.sentinel import SentinelConnectionPool
 from .redis import HEALTH_CHECK_SECONDS
 from .redis import REPLY_TIMEOUT
 from .redis import RedisBroker
-from .redis import connection_options
 from .redis_pool import MAX_CONNECTIONS
 from .redis_pool import WAIT_SECONDS
 from .redis_pool import BoundedPool
+from .redis_pool import connection_options
 from .redis_topology import parse_hosts
 
 
