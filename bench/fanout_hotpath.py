@@ -6,8 +6,8 @@ Usage::
     python bench/fanout_hotpath.py --subscribers 100 --events 2000 --runs 7
 
 Calls ``gsse.brokers.fanout.fan_out`` for ``--events`` unkeyed events over
-``--subscribers`` live one-channel subscriptions on ``QueueTransport``\\ s
-(their queues are emptied between events, so buffers never fill), and
+``--subscribers`` live one-channel subscriptions, each a ``Stream`` over a
+``QueueTransport`` (buffers are emptied between events, never fill), and
 prints the best of ``--runs`` as nanoseconds per delivered event. The
 network benchmarks (``bench/run.py fanout``) are too noisy on a shared
 machine to see a change of a few percent in this loop; this isolates it.
@@ -24,6 +24,7 @@ from gsse.brokers.fanout import Subscription
 from gsse.brokers.fanout import fan_out
 from gsse.brokers.frames import Frame
 from gsse.settings import ResolvedSettings
+from gsse.streams import Stream
 from gsse.transport import QueueTransport
 
 
@@ -34,10 +35,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     settings = ResolvedSettings(ping=0.0, send_timeout=30.0, buffer_size=65536)
-    transports = [QueueTransport(settings) for _ in range(args.subscribers)]
+    streams = [Stream(QueueTransport(), settings) for _ in range(args.subscribers)]
     subscriptions = set()
-    for transport in transports:
-        subscription = Subscription(transport, ("bench",))
+    for stream in streams:
+        subscription = Subscription(stream, ("bench",))
         subscription.pending = None  # live
         subscriptions.add(subscription)
     raw = b'data: {"price": 101.25, "symbol": "AAPL"}\n'
@@ -53,9 +54,8 @@ def main() -> None:
             started = time.perf_counter()
             fan_out(subscriptions, frame)
             elapsed += time.perf_counter() - started
-            for transport in transports:
-                transport._queue.clear()
-                transport._size = 0
+            for stream in streams:
+                stream.buffer.clear()
         best = min(best, elapsed)
     per_event_ns = best / (args.events * args.subscribers) * 1e9
     print(

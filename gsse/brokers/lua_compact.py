@@ -7,6 +7,10 @@ Besides its Stream (lua.py), a channel published to with ``key=`` has:
 - ``<prefix>:keyage:<channel>``, a sorted set: key -> its newest id's
   milliseconds, so ``history_ttl`` expires old keys without a scan.
 
+On a Redis Cluster both names carry the channel as their hash tag
+(:class:`~gsse.brokers.redis_topology.KeyNames`), like its Stream, so
+every script here touches one slot.
+
 A keyed entry of the Stream carries its key (field ``k``). Superseded
 entries stay in the Stream until ``MAXLEN`` or ``history_ttl`` trims them,
 but replay skips them: an entry is live when the hash names its id.

@@ -1,4 +1,4 @@
-"""Compacted (keyed) channels and history by age, on memory:// and redis://.
+"""Compacted (keyed) channels and history by age, on all four backends.
 
 ``publish(..., key=)``, ``snapshot=True``, replay without superseded events
 and ``history_ttl`` (issue 20, items 3 and 4; conflation is in

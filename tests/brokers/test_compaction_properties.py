@@ -1,4 +1,4 @@
-"""Property tests of compacted channels, on memory:// and redis:// (issue 20).
+"""Property tests of compacted channels, on all four backends (issue 20).
 
 For any sequence of keyed and unkeyed publishes and any resume point, a
 stream sees, after the resume point, every unkeyed event and the newest

@@ -1,4 +1,4 @@
-"""Conflation on compacted (keyed) channels, on memory:// and redis://.
+"""Conflation on compacted (keyed) channels, on all four backends.
 
 A slow subscriber of a keyed channel has superseded events dropped from its
 queue instead of being disconnected; unkeyed events still overflow it, and
