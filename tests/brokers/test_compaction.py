@@ -243,6 +243,24 @@ def test_history_ttl_is_checked_when_reading_too(
         assert b"second" not in stream.body and b"third" not in stream.body
 
 
+def test_keyed_publish_counts_deliveries_to_snapshot_streams_with_presence(
+    port: int, broker: gsse.Broker
+) -> None:
+    """Issue 20 items 1-4 together: presence, snapshot, key and return_delivery."""
+    first = broker.publish("prices", "1", key="AAPL")
+    path = sub_path("prices") + "&snapshot=1&user=bob"
+    with RawStream(port, path, timeout=30) as stream:
+        assert stream.status == 200
+        (snap,) = stream.events(1, timeout=20)
+        assert (snap.id, snap.data) == (first, "1")
+        listening(broker, "prices", 1)
+        assert wait_until(lambda: broker.presence("prices") == [{"user": "bob"}], 30)
+        new_id, handed = broker.publish("prices", "2", key="AAPL", return_delivery=True)
+        assert handed == 1
+        (message,) = stream.events(1, timeout=20)
+        assert (message.id, message.data) == (new_id, "2")
+
+
 def test_memory_counts_the_newest_events_per_key_within_its_totals() -> None:
     """memory://: keyed state is bounded by the totals and expires with the ttl."""
     broker = MemoryBroker(history=3, max_history_events=10)
