@@ -27,6 +27,7 @@ from ..streams import Stream
 from ..writer import SSEWriter
 from ..writer import hand_over
 from .compaction import check_history_ttl
+from .compaction import check_snapshot
 from .frames import check_channel
 from .frames import check_channels
 from .frames import encode_body
@@ -110,8 +111,7 @@ class Broker(ChannelPresence):
     :param max_event_size: the largest event :meth:`publish` accepts, in
         encoded bytes.
     :param max_channels: the most channels one stream may follow.
-    :param history_ttl: seconds an event is kept for replay (``None``: no
-        age limit); see docs/compacted-channels.md.
+    :param history_ttl: seconds an event is kept for replay (``None``: no limit).
 
     .. versionadded:: 0.1
     """
@@ -313,8 +313,7 @@ class Broker(ChannelPresence):
             encode_presence(presence),
             check_presence_events(presence_events, names),
         )
-        if not isinstance(snapshot, bool):
-            raise TypeError(f"snapshot must be True or False, got {snapshot!r}")
+        snapshot = check_snapshot(snapshot)
 
         def subscribe(writer: SSEWriter) -> None:
             hub, loop_thread = loop_of(writer)
@@ -343,13 +342,12 @@ class Broker(ChannelPresence):
     ) -> Response:
         """A response that streams ``channels``; return it from any WSGI view.
 
+        ``presence``, ``presence_events`` and ``snapshot``: :meth:`subscriber`'s.
+
         :param headers: extra response headers.
         :param retry: the client's reconnection time in ms, sent first.
         :param ping: seconds of idleness before a keep-alive comment.
         :param send_timeout: see :func:`gsse.stream`.
-        :param presence: :meth:`subscriber`'s.
-        :param presence_events: :meth:`subscriber`'s.
-        :param snapshot: :meth:`subscriber`'s.
         """
         return sse_stream(
             self.subscriber(

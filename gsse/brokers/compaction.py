@@ -108,6 +108,13 @@ def check_history_ttl(ttl: Any) -> float | None:
     return float(ttl)
 
 
+def check_snapshot(snapshot: Any) -> bool:
+    """``snapshot`` if it is a bool, else raise (``snapshot="no"`` is a mistake)."""
+    if not isinstance(snapshot, bool):
+        raise TypeError(f"snapshot must be True or False, got {snapshot!r}")
+    return snapshot
+
+
 def ttl_cutoff(ttl: float | None) -> Key | None:
     """The oldest id still kept under ``ttl`` seconds (``None``: no limit)."""
     if ttl is None:
