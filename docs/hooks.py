@@ -42,6 +42,7 @@ GUIDES = [
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
     ("Presence and delivery counts", "presence.md"),
+    ("Compacted channels and history by age", "compacted-channels.md"),
     ("The Python client", "client.md"),
     ("The browser: gsse.js", "browser.md"),
     ("Command line", "cli.md"),

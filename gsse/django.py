@@ -37,6 +37,7 @@ from django.http import HttpResponse
 from django.http import StreamingHttpResponse
 
 from .event import SupportsSubscribe
+from .event import subscribe_options
 from .headers import check_headers
 from .hosts import host_can_stream
 from .stream import REQUEST_ENVIRON
@@ -215,6 +216,7 @@ def subscribe(
     send_timeout: float | None = None,
     presence: dict[str, Any] | None = None,
     presence_events: bool = False,
+    snapshot: bool = False,
 ) -> HttpResponse:
     """A Django response that streams the events published to ``channels``.
 
@@ -222,11 +224,14 @@ def subscribe(
     missed (see :class:`gsse.Broker`); ``presence`` and ``presence_events``
     are :meth:`gsse.Broker.subscriber`'s.
 
+    :param snapshot: first send the newest event of every key (compacted
+        channels); see :meth:`gsse.Broker.subscriber`.
+
     .. versionadded:: 0.2
     """
     return stream(
         broker.subscriber(
-            *channels, presence=presence, presence_events=presence_events
+            *channels, **subscribe_options(presence, presence_events, snapshot)
         ),
         headers=headers,
         retry=retry,

@@ -35,7 +35,24 @@ class SupportsSubscribe(Protocol):
         *channels: str,
         presence: dict[str, Any] | None = ...,
         presence_events: bool = ...,
+        snapshot: bool = ...,
     ) -> StreamCallback: ...
+
+
+def subscribe_options(
+    presence: dict[str, Any] | None, presence_events: bool, snapshot: bool
+) -> dict[str, Any]:
+    """The ``subscriber()`` keywords that differ from their defaults.
+
+    Only those are passed, so a broker-like object that knows none of them
+    still works for a plain subscription.
+    """
+    options: dict[str, Any] = {}
+    if presence is not None or presence_events:
+        options.update(presence=presence, presence_events=presence_events)
+    if snapshot:
+        options["snapshot"] = True
+    return options
 
 
 class Event:
@@ -131,6 +148,7 @@ class Event:
         *channels: str,
         presence: dict[str, Any] | None = None,
         presence_events: bool = False,
+        snapshot: bool = False,
     ) -> None:
         """Stream the events published to ``channels`` (instead of a callback).
 
@@ -143,17 +161,17 @@ class Event:
         :param presence_events: send this stream ``event: join`` and
             ``event: leave`` (data: a member's dict as JSON), first a ``join``
             for every member already there; one channel only.
+        :param snapshot: first send the newest event of every key of the
+            channels (compacted channels, ``publish(..., key=...)``), then
+            live events; see :meth:`gsse.Broker.subscriber`.
 
         :raises gsse.brokers.frames.ChannelRefused: a bad or missing channel
             name, or too many channels: a ``ValueError`` or ``TypeError``
             that is also a werkzeug ``BadRequest``, so the client gets ``400``.
         """
-        if presence is None and not presence_events:
-            self.set_stream_callback(broker.subscriber(*channels))
-            return
         self.set_stream_callback(
             broker.subscriber(
-                *channels, presence=presence, presence_events=presence_events
+                *channels, **subscribe_options(presence, presence_events, snapshot)
             )
         )
 

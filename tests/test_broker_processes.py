@@ -148,3 +148,33 @@ def test_workers_share_a_channel_through_redis(
         finally:
             for stream in streams:
                 stream.close()
+
+
+def test_any_process_serves_the_snapshot_of_a_compacted_channel(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Keyed events published through one `gsse run` are snapshotted by another."""
+    with processes(tmp_path) as procs:
+        port_a = start_server(procs, redis_server.url)
+        port_b = start_server(procs, redis_server.url)
+
+        def keyed(data: str, key: str) -> str:
+            reply = requests.post(
+                f"http://127.0.0.1:{port_a}/publish",
+                data={"channel": "shared", "data": data, "key": key},
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+            return str(reply.json()["id"])
+
+        keyed("AAPL 1", "AAPL")
+        msft = keyed("MSFT 1", "MSFT")
+        aapl = keyed("AAPL 2", "AAPL")
+        with RawStream(port_b, SUB + "&snapshot=1") as stream:
+            got = stream.events(2, timeout=30)
+            assert [(m.id, m.data) for m in got] == [(msft, "MSFT 1"), (aapl, "AAPL 2")]
+            live = keyed("MSFT 2", "MSFT")
+            assert [(m.id, m.data) for m in stream.events(1, timeout=30)] == [
+                (live, "MSFT 2")
+            ]

@@ -150,6 +150,19 @@ def test_a_reconnecting_subscriber_gets_what_it_missed(
     assert [m.data for m in messages] == ["two", "three"]
 
 
+def test_subscribe_with_snapshot_sends_each_keys_newest_event_first(
+    site: Callable[..., int],
+) -> None:
+    """gsse.django.subscribe(..., snapshot=True), on a compacted channel."""
+    port = site()
+    django_site.broker.publish("news", "a1", key="django-a")
+    b1 = django_site.broker.publish("news", "b1", key="django-b")
+    a2 = django_site.broker.publish("news", "a2", key="django-a")
+    with RawStream(port, "/news?snapshot=1") as stream:
+        messages = stream.events(2)
+    assert [(m.id, m.data) for m in messages] == [(b1, "b1"), (a2, "a2")]
+
+
 @pytest.mark.parametrize("blocking", ["0", "1"], ids=["greenlet", "pool thread"])
 def test_the_callbacks_database_connection_is_closed_when_it_ends(
     site: Callable[..., int], blocking: str

@@ -181,6 +181,7 @@ STREAMS: dict[str, tuple[str, str]] = {
     "chat": ("/rooms/lobby/events", "chat"),
     "online": ("/rooms/lobby/events?name=ann", "join"),
     "flask_legacy": ("/feed", "order"),
+    "price_board": ("/prices", "price"),
     "redis_workers": ("/board", "hello"),
     "secure": ("/events", "time"),
 }
@@ -208,7 +209,7 @@ def read_event(name: str, port: int) -> str:
             json_please = {"Accept": "application/json"}
             requests.post(f"{base}/orders", data=order, headers=json_please,
                           timeout=10)  # fmt: skip
-        (message,) = stream.events(1, timeout=30)
+        message = stream.events(1, timeout=30)[0]  # a snapshot sends several
     return message.event
 
 

@@ -36,11 +36,12 @@ def redis_backend(url: str, options: dict[str, Any]) -> Broker:
 
 
 def _check_redis_options(scheme: str, options: dict[str, Any]) -> None:
-    extra = sorted(set(options) - {"history", "presence_ttl"})
+    extra = sorted(set(options) - {"history", "history_ttl", "presence_ttl"})
     if extra:
         raise TypeError(
             f"{scheme}:// brokers take no {', '.join(extra)} option: Redis"
-            " bounds history per channel (history=) and by its maxmemory"
+            " bounds history per channel (history=, history_ttl=) and by its"
+            " maxmemory"
         )
 
 

@@ -26,6 +26,8 @@ from ..stream import stream as sse_stream
 from ..streams import Stream
 from ..writer import SSEWriter
 from ..writer import hand_over
+from .compaction import check_history_ttl
+from .compaction import check_snapshot
 from .frames import check_channel
 from .frames import check_channels
 from .frames import encode_body
@@ -109,6 +111,7 @@ class Broker(ChannelPresence):
     :param max_event_size: the largest event :meth:`publish` accepts, in
         encoded bytes.
     :param max_channels: the most channels one stream may follow.
+    :param history_ttl: seconds an event is kept for replay (``None``: no limit).
 
     .. versionadded:: 0.1
     """
@@ -122,8 +125,10 @@ class Broker(ChannelPresence):
         history: int = 1000,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         max_channels: int = DEFAULT_MAX_CHANNELS,
+        history_ttl: float | None = None,
     ) -> None:
         self.history = _check_history(history)
+        self.history_ttl = check_history_ttl(history_ttl)
         self.set_limits(max_event_size=max_event_size, max_channels=max_channels)
 
     def set_limits(
@@ -143,6 +148,7 @@ class Broker(ChannelPresence):
         history: int | None = None,
         max_event_size: int | None = None,
         max_channels: int | None = None,
+        history_ttl: float | None = None,
         **options: int,
     ) -> Broker:
         """The broker a URL names.
@@ -159,6 +165,9 @@ class Broker(ChannelPresence):
             Without one, the ``GSSE_BROKER`` environment variable (which
             ``gsse run --broker`` sets), else ``memory://``.
         :param history: events each channel keeps for replay (default 1000).
+        :param history_ttl: seconds each event is kept for replay (default
+            ``None``: no age limit). A ``Last-Event-ID`` from before expired
+            events gets the ``reset`` event, as when history ran out by count.
         :param max_event_size: the largest event ``publish`` accepts, in
             encoded bytes (default 1 MiB).
         :param max_channels: the most channels one stream may follow
@@ -182,6 +191,7 @@ class Broker(ChannelPresence):
             "history": history,
             "max_event_size": max_event_size,
             "max_channels": max_channels,
+            "history_ttl": history_ttl,
             **options,
         }
         merged.update({k: v for k, v in given.items() if v is not None})
@@ -208,6 +218,7 @@ class Broker(ChannelPresence):
         data: Any,
         *,
         event: str | None = None,
+        key: str | None = None,
         return_delivery: Literal[False] = False,
     ) -> str: ...
     @overload
@@ -217,6 +228,7 @@ class Broker(ChannelPresence):
         data: Any,
         *,
         event: str | None = None,
+        key: str | None = None,
         return_delivery: Literal[True],
     ) -> tuple[str, int]: ...
     def publish(
@@ -225,6 +237,7 @@ class Broker(ChannelPresence):
         data: Any,
         *,
         event: str | None = None,
+        key: str | None = None,
         return_delivery: bool = False,
     ) -> Any:
         """Send an event to every subscriber of ``channel``; keep it for replay.
@@ -232,12 +245,16 @@ class Broker(ChannelPresence):
         :param channel: the channel's name (printable text).
         :param data: ``str``, ``bytes`` (UTF-8) or any JSON-serialisable value.
         :param event: the event type (``None``: the browser's ``message``).
+        :param key: makes the channel compacted: this event supersedes the
+            channel's earlier events with the same key (never replayed, and
+            dropped from a slow client's queue); ``snapshot=True`` streams
+            start with the newest event of every key.
         :param return_delivery: return ``(id, n)``: ``n`` live streams, in this
             process and the others, were handed the event (on Redis: those
             counted within ``publish_timeout``, a lower bound when a process
             is slow). ``0``: nobody was listening (send an e-mail instead).
         :returns: the event's id, which is also its id on the wire.
-        :raises ValueError: a bad channel name or event type, no data, or an
+        :raises ValueError: a bad channel name, event type or key, no data, or an
             event larger than ``max_event_size``.
         :raises TypeError: data that cannot be encoded.
         :raises gsse.BrokerUnavailable: the backend stayed unreachable.
@@ -265,6 +282,7 @@ class Broker(ChannelPresence):
         *channels: str,
         presence: dict[str, Any] | None = None,
         presence_events: bool = False,
+        snapshot: bool = False,
     ) -> StreamCallback:
         """A stream callback that streams ``channels`` to its writer.
 
@@ -273,6 +291,10 @@ class Broker(ChannelPresence):
         :param presence_events: send this stream ``event: join`` and
             ``event: leave`` with a member's dict as JSON data, first for
             every member already there (one channel only; never replayed).
+        :param snapshot: first send the newest event of every key of each
+            channel (see :meth:`publish`), then live events, with no gap and
+            no duplicate; a ``Last-Event-ID`` that resumes gets the replay
+            instead, one that cannot gets its ``reset`` and then the snapshot.
 
         ``event.subscribe(broker, ...)`` uses it; call it yourself to send
         something first and then follow the channels.
@@ -291,6 +313,7 @@ class Broker(ChannelPresence):
             encode_presence(presence),
             check_presence_events(presence_events, names),
         )
+        snapshot = check_snapshot(snapshot)
 
         def subscribe(writer: SSEWriter) -> None:
             hub, loop_thread = loop_of(writer)
@@ -298,10 +321,10 @@ class Broker(ChannelPresence):
                 # Called from a thread-pool callback: subscriptions live in
                 # the event loop, so start this one there and return.
                 hub.loop.run_callback_threadsafe(
-                    gevent.spawn, self._follow, writer, names, member
+                    gevent.spawn, self._follow, writer, names, member, snapshot
                 )
                 return
-            self._follow(writer, names, member)
+            self._follow(writer, names, member, snapshot)
 
         subscribe.__qualname__ = f"{type(self).__name__}.subscriber{names!r}"
         return subscribe
@@ -315,19 +338,23 @@ class Broker(ChannelPresence):
         send_timeout: float | None = None,
         presence: dict[str, Any] | None = None,
         presence_events: bool = False,
+        snapshot: bool = False,
     ) -> Response:
         """A response that streams ``channels``; return it from any WSGI view.
+
+        ``presence``, ``presence_events`` and ``snapshot``: :meth:`subscriber`'s.
 
         :param headers: extra response headers.
         :param retry: the client's reconnection time in ms, sent first.
         :param ping: seconds of idleness before a keep-alive comment.
         :param send_timeout: see :func:`gsse.stream`.
-        :param presence: :meth:`subscriber`'s.
-        :param presence_events: :meth:`subscriber`'s.
         """
         return sse_stream(
             self.subscriber(
-                *channels, presence=presence, presence_events=presence_events
+                *channels,
+                presence=presence,
+                presence_events=presence_events,
+                snapshot=snapshot,
             ),
             headers=headers,
             retry=retry,
@@ -352,6 +379,7 @@ class Broker(ChannelPresence):
         writer: SSEWriter,
         channels: tuple[str, ...],
         member: tuple[str | None, bool] = (None, False),
+        snapshot: bool = False,
     ) -> None:
         """In the event loop: subscribe, and let a shutdown end the stream.
 
@@ -361,9 +389,11 @@ class Broker(ChannelPresence):
         """
         stream = stream_of(writer)
         writer._registry.end_at_shutdown(stream)
-        self._subscribe(writer, channels)
+        self._subscribe(writer, channels, snapshot=snapshot)
         # Counted once live (its replay sent), so "1" means it gets the next.
         self._members().join(stream, channels, *member)
 
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         raise NotImplementedError

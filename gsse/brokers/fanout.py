@@ -28,6 +28,11 @@ from ..exceptions import ClientDisconnected
 from ..exceptions import CloseReason
 from ..streams import Stream
 from ..streams import broadcast
+from .compaction import Backlog
+from .compaction import behind
+from .compaction import hold
+from .compaction import id_only
+from .compaction import keep_current
 from .frames import Frame
 from .frames import Key
 from .frames import format_id
@@ -46,10 +51,13 @@ class ChannelState(NamedTuple):
     :param last: the channel's newest id (its floor when it has no event).
     :param frames: the events after the asked position, oldest first, or
         ``None`` when history no longer holds everything after it.
+    :param snapshot: for ``snapshot=True`` streams, the newest event of every
+        key, oldest first (see :mod:`.compaction`).
     """
 
     last: Key
     frames: list[Frame] | None
+    snapshot: list[Frame] | None = None
 
 
 def requested_positions(
@@ -79,9 +87,18 @@ class Subscription:
         "multi",
         "pending",
         "resets",
+        "snapshot",
+        "backlog",
+        "keyed",
     )
 
-    def __init__(self, stream: Stream, channels: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        channels: tuple[str, ...],
+        *,
+        snapshot: bool = False,
+    ) -> None:
         self.stream = stream
         self.channels = channels
         self.positions: list[Key] = [(0, 0)] * len(channels)
@@ -91,6 +108,12 @@ class Subscription:
         self.pending: list[Frame] | None = []
         #: Channels this stream was sent a ``reset`` for (once each).
         self.resets: set[str] = set()
+        #: Send the newest event of every key first (keyed channels).
+        self.snapshot = snapshot
+        #: Events held back while a keyed channel's client reads slowly.
+        self.backlog: Backlog | None = None
+        #: It received a keyed event (its kernel queue is capped since).
+        self.keyed = False
 
     @property
     def wire_id(self) -> str:
@@ -108,6 +131,12 @@ class Subscription:
         i = self.index[frame.channel] if self.multi else 0
         if frame.key <= self.positions[i]:
             return
+        if frame.ckey is not None and not self.keyed:
+            keep_current(self)
+        if self.backlog is not None or (frame.ckey is not None and behind(self.stream)):
+            hold(self, frame)  # conflation (see compaction.py)
+            self.positions[i] = frame.key
+            return
         self.positions[i] = frame.key
         payload = frame.with_id(self.wire_id) if self.multi else frame.single
         try:
@@ -124,6 +153,7 @@ class Subscription:
         """Send resets and the replay, then what arrived meanwhile; go live."""
         replay: list[Frame] = []
         resets: list[str] = []
+        snapshots: list[tuple[int, Key]] = []
         for i, (channel, state) in enumerate(zip(self.channels, states, strict=True)):
             position = requested[i] if requested is not None else None
             if requested is None:
@@ -131,9 +161,13 @@ class Subscription:
             elif position is not None and state.frames is not None:
                 self.positions[i] = position
                 replay += state.frames
+                continue
             else:
                 self.positions[i] = state.last
                 resets.append(channel)
+            if self.snapshot and state.snapshot is not None:
+                snapshots.append((i, state.last))
+                replay += state.snapshot
         replay.sort(key=_by_key)
         pending, self.pending = self.pending or [], None
         try:
@@ -143,10 +177,26 @@ class Subscription:
             # skips them (and N channels would send N ids of N parts each).
             for n, channel in enumerate(resets, 1):
                 self.reset(channel, last_event_id, with_id=n == len(resets))
+            for i, _ in snapshots:
+                self.positions[i] = (0, 0)  # the snapshot is older than ``last``
             self.deliver_all(replay)
+            if snapshots:
+                self._after_snapshot(snapshots)
             self.deliver_all(pending)
         except ClientDisconnected:
             return
+
+    def _after_snapshot(self, snapshots: list[tuple[int, Key]]) -> None:
+        """Move the client's position to each channel's newest id, if behind."""
+        moved = False
+        for i, last in snapshots:
+            if self.positions[i] < last:
+                self.positions[i] = last
+                moved = True
+        # Held snapshot events carry their own ids; then a resume replays
+        # the rest, which is exactly what was held.
+        if moved and self.backlog is None and not self.stream.closed:
+            self.stream.send(id_only(self.wire_id), wait=False)
 
     def deliver_all(self, frames: Iterable[Frame]) -> None:
         for frame in frames:
@@ -200,10 +250,18 @@ def fan_out(subscribers: Iterable[Subscription], frame: Frame) -> None:
     subscriber, so it is the broker's hot path.
     """
     key = frame.key
+    keyed = frame.ckey is not None
     live: list[Stream] = []
     for subscription in tuple(subscribers):
-        if subscription.multi or subscription.pending is not None:
+        if (
+            subscription.multi
+            or subscription.pending is not None
+            or subscription.backlog is not None
+        ):
             subscription.deliver(frame)
+            continue
+        if keyed and (not subscription.keyed or behind(subscription.stream)):
+            subscription.deliver(frame)  # conflation (see compaction.py)
             continue
         positions = subscription.positions
         if key <= positions[0]:

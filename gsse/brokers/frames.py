@@ -152,13 +152,18 @@ class Frame:
     """One published event, encoded once for every subscriber.
 
     :param raw: the event's ``event:`` and ``data:`` lines, as stored.
+    :param ckey: the compaction key ``publish(..., key=)`` gave (``None``:
+        unkeyed): a newer event with the same key supersedes this one.
     """
 
-    __slots__ = ("channel", "id", "key", "split", "raw", "_single")
+    __slots__ = ("channel", "id", "key", "split", "raw", "_single", "ckey")
 
-    def __init__(self, channel: str, key: Key, raw: bytes) -> None:
+    def __init__(
+        self, channel: str, key: Key, raw: bytes, ckey: str | None = None
+    ) -> None:
         self.channel = channel
         self.key = key
+        self.ckey = ckey
         self.id = format_id(key)
         self.raw = raw
         # The ``id:`` line goes after the ``event:`` line (gsse's field order).

@@ -11,7 +11,9 @@ Stream, its oldest entry's ``p`` is therefore the newest trimmed id: the
 resumable exactly when it lies between the floor and the newest id; for a
 Stream never trimmed, when it is one of its ids or ``0-0`` (the position of
 a stream that subscribed while the channel was empty). The check and the
-replay read are one script, so trimming cannot slip between them.
+replay read are one script (``STATE_KEYED`` in lua_compact.py, which also
+skips superseded events of compacted channels), so trimming cannot slip
+between them.
 
 A publish also keeps a token key for as long as it may be retried, which
 makes a retried publish idempotent, and announces the channel's name on the
@@ -39,40 +41,4 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return id
 """
 
-#: KEYS: stream; ARGV: resume after this id ('' for none). Read-only.
-#: Returns {newest id ('0-0' when empty), entries after the id or false}.
-STATE = """
-local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local after = ARGV[1]
-if #newest == 0 then
-  if after == '0-0' then return {'0-0', {}} end
-  return {'0-0', false}
-end
-local last = newest[1][1]
-if after == '' then return {last, false} end
-local function le(x, y)
-  local xa, xb = string.match(x, '^(%d+)-(%d+)$')
-  local ya, yb = string.match(y, '^(%d+)-(%d+)$')
-  -- Compare as integers of any length (no leading zeros): length, then text.
-  if #xa ~= #ya then return #xa < #ya end
-  if xa ~= ya then return xa < ya end
-  if #xb ~= #yb then return #xb < #yb end
-  return xb <= yb
-end
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-local floor = first[1]
-local fields = first[2]
-for i = 1, #fields, 2 do
-  if fields[i] == 'p' then floor = fields[i + 1] end
-end
-local ok
-if floor == '0-0' then ok = after == '0-0' or le(first[1], after)
-else ok = le(floor, after) end
-if not (ok and le(after, last)) then return {last, false} end
--- Only a position this channel issued resumes (not another channel's id).
-if after ~= floor and after ~= last and after ~= '0-0' and
-   #redis.call('XRANGE', KEYS[1], after, after) == 0 then
-  return {last, false}
-end
-return {last, redis.call('XRANGE', KEYS[1], '(' .. after, '+')}
-"""
+# The read script (newest id, replay, snapshot) is STATE_KEYED in lua_compact.py.

@@ -21,6 +21,10 @@ Deliberate choices:
 - Ids are unique across the channels of a broker (one counter), and a
   ``Last-Event-ID`` resumes only from an id the channel itself issued: an id
   taken from another channel gets ``reset``.
+- Compacted channels and ``history_ttl`` (see compaction.py): a channel's
+  newest event per key lives in ``_Channel.keyed`` (in publish order) and
+  counts towards the totals; events older than ``history_ttl`` are dropped
+  when the channel is next published to or subscribed to.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from .base import check_count
 from .base import loop_of
 from .base import stream_of
 from .base import thread_ident
+from .compaction import check_key
+from .compaction import live_frames
+from .compaction import ttl_cutoff
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import fan_out
@@ -70,7 +77,15 @@ def _size(frame: Frame) -> int:
 
 
 class _Channel:
-    __slots__ = ("name", "history", "floor", "last", "subscribers", "published")
+    __slots__ = (
+        "name",
+        "history",
+        "floor",
+        "last",
+        "subscribers",
+        "published",
+        "keyed",
+    )
 
     def __init__(self, name: str, floor: Key) -> None:
         self.name = name
@@ -82,18 +97,22 @@ class _Channel:
         self.subscribers: set[Subscription] = set()
         #: When it was last published to (monotonic seconds).
         self.published = 0.0
+        #: The newest event of each key, oldest first (compacted channels).
+        self.keyed: OrderedDict[str, Frame] = OrderedDict()
 
-    def state(self, after: Key | None) -> ChannelState:
+    def state(self, after: Key | None, snapshot: bool = False) -> ChannelState:
         """The channel's newest id and what came after ``after`` (if resumable).
 
         ``after`` must be a position this channel issued: its floor, its
         newest id, or an event still in history. Anything else (an id of
         another channel, or one trimmed away) is not resumable.
         """
+        keyed = self.keyed
+        everything = list(keyed.values()) if snapshot else None
         if after is None or not self.floor <= after <= self.last:
-            return ChannelState(self.last, None)
+            return ChannelState(self.last, None, everything)
         if after == self.last:
-            return ChannelState(self.last, [])
+            return ChannelState(self.last, [], everything)
         known = after == self.floor
         frames = []
         for frame in self.history:
@@ -101,7 +120,9 @@ class _Channel:
                 frames.append(frame)
             elif frame.key == after:
                 known = True
-        return ChannelState(self.last, frames if known else None)
+        if keyed:
+            frames = live_frames(frames, keyed)
+        return ChannelState(self.last, frames if known else None, everything)
 
 
 class MemoryBroker(Broker):
@@ -195,25 +216,34 @@ class MemoryBroker(Broker):
         data: Any,
         *,
         event: str | None = None,
+        key: str | None = None,
         return_delivery: bool = False,
     ) -> Any:
         raw = self._encode(channel, data, event)
+        ckey = check_key(key)
         if self._hub is not None and thread_ident() != self._loop_thread:
-            return call_in_loop(self._hub, self._publish, channel, raw, return_delivery)
-        return self._publish(channel, raw, return_delivery)
+            return call_in_loop(
+                self._hub, self._publish, channel, raw, ckey, return_delivery
+            )
+        return self._publish(channel, raw, ckey, return_delivery)
 
-    def _publish(self, name: str, raw: bytes, return_delivery: bool = False) -> Any:
+    def _publish(
+        self, name: str, raw: bytes, ckey: str | None, return_delivery: bool
+    ) -> Any:
         now = _monotonic()
         self._expire(now)
+        self._expire_old(name)
         channel = self._channel(name)
         key = self._next_key()
-        frame = Frame(name, key, raw)
+        frame = Frame(name, key, raw, ckey)
         history = channel.history
         history.append(frame)
         channel.last = key
         channel.published = now
         self._events += 1
         self._bytes += _size(frame)
+        if ckey is not None:
+            self._keep_newest(channel, frame, ckey)
         if name in self._recent:
             self._recent.move_to_end(name)
         else:
@@ -232,7 +262,11 @@ class MemoryBroker(Broker):
             self._events > self.max_history_events
             or self._bytes > self.max_history_bytes
         ):
-            self._trim(next(iter(self._recent.values())))
+            oldest = next(iter(self._recent.values()))
+            if oldest.history:
+                self._trim(oldest)
+            else:
+                self._drop_oldest_key(oldest)
         return (frame.id, handed) if return_delivery else frame.id
 
     def _trim(self, channel: _Channel) -> None:
@@ -241,23 +275,64 @@ class MemoryBroker(Broker):
         channel.floor = frame.key
         self._events -= 1
         self._bytes -= _size(frame)
-        if not channel.history:
+        if not channel.history and not channel.keyed:
             self._emptied(channel)
 
-    def _expire(self, now: float) -> None:
-        """Drop the history of channels idle for ``history_idle_ttl`` seconds."""
-        if not self.history_idle_ttl:
+    def _keep_newest(self, channel: _Channel, frame: Frame, ckey: str) -> None:
+        """``frame`` is its key's newest event (counted apart from history)."""
+        keyed = channel.keyed
+        old = keyed.pop(ckey, None)
+        if old is not None:
+            self._events -= 1
+            self._bytes -= _size(old)
+        keyed[ckey] = frame
+        self._events += 1
+        self._bytes += _size(frame)
+
+    def _drop_oldest_key(self, channel: _Channel) -> None:
+        _, frame = channel.keyed.popitem(last=False)
+        self._events -= 1
+        self._bytes -= _size(frame)
+        if not channel.history and not channel.keyed:
+            self._emptied(channel)
+
+    def _expire_old(self, name: str) -> None:
+        """Drop the channel's events older than ``history_ttl`` (floor moves).
+
+        This may forget the channel: look it up again afterwards.
+        """
+        cutoff = ttl_cutoff(self.history_ttl)
+        if cutoff is None:
             return
-        deadline = now - self.history_idle_ttl
+        channel = self._recent.get(name)
+        if channel is None:
+            return
+        history, keyed = channel.history, channel.keyed
+        while history and history[0].key < cutoff:
+            self._trim(channel)
+        while keyed and next(iter(keyed.values())).key < cutoff:
+            self._drop_oldest_key(channel)
+
+    def _expire(self, now: float) -> None:
+        """Drop the history of channels idle for ``history_idle_ttl`` seconds.
+
+        Or for ``history_ttl``, if shorter: all their events are that old.
+        """
+        idle = [t for t in (self.history_idle_ttl, self.history_ttl) if t]
+        if not idle:
+            return
+        deadline = now - min(idle)
         recent = self._recent
         while recent:
             channel = next(iter(recent.values()))
             if channel.published > deadline:
                 return
-            history = channel.history
-            self._events -= len(history)
+            history, keyed = channel.history, channel.keyed
+            self._events -= len(history) + len(keyed)
             self._bytes -= sum(_size(frame) for frame in history)
+            self._bytes -= sum(_size(frame) for frame in keyed.values())
             history.clear()
+            keyed.clear()
             channel.floor = channel.last
             self._emptied(channel)
 
@@ -267,23 +342,27 @@ class MemoryBroker(Broker):
         if not channel.subscribers:
             self._channels.pop(channel.name, None)
 
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         if self._hub is None:
             self._hub, self._loop_thread = loop_of(writer)
         self._expire(_monotonic())
         stream = stream_of(writer)
-        subscription = Subscription(stream, channels)
+        subscription = Subscription(stream, channels, snapshot=snapshot)
         last_event_id = writer.last_event_id
         requested = requested_positions(last_event_id, len(channels))
         states = []
         for i, name in enumerate(channels):
+            self._expire_old(name)
             channel = self._channel(name)
-            states.append(channel.state(requested[i] if requested else None))
+            after = requested[i] if requested else None
+            states.append(channel.state(after, snapshot))
             channel.subscribers.add(subscription)
         stream.on_close(lambda _: self._unsubscribe(subscription))
         subscription.start(last_event_id, requested, states)
         for state in states:
-            for frame in state.frames or ():
+            for frame in (state.frames or []) + (state.snapshot or []):
                 frame._single = None  # history keeps one copy (see _publish)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
@@ -292,5 +371,5 @@ class MemoryBroker(Broker):
             if channel is None:
                 continue
             channel.subscribers.discard(subscription)
-            if not channel.subscribers and not channel.history:
+            if not (channel.subscribers or channel.history or channel.keyed):
                 del self._channels[name]

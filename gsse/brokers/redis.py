@@ -43,12 +43,12 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 import gevent
 
-from ..exceptions import BrokerUnavailable
 from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
 from .base import stream_of
+from .compaction import check_key
 from .delivery_redis import DeliveryReports
 from .delivery_redis import wait_delivery
 from .fanout import ChannelState
@@ -58,10 +58,14 @@ from .frames import Frame
 from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
-from .lua import STATE
+from .lua_compact import PUBLISH_KEYED
+from .lua_compact import STATE_KEYED
 from .presence_redis import PRESENCE_TTL
 from .presence_redis import RedisPresence
 from .presence_redis import check_presence_ttl
+from .redis_compact import channel_state
+from .redis_compact import keyed_keys
+from .redis_compact import ttl_ms
 from .redis_connect import HEALTH_CHECK_SECONDS as HEALTH_CHECK_SECONDS
 from .redis_connect import PUBLISH_TIMEOUT
 from .redis_connect import REPLY_TIMEOUT
@@ -69,12 +73,12 @@ from .redis_connect import command_pool
 from .redis_connect import connection_options as connection_options
 from .redis_connect import listen_client
 from .redis_pool import BoundedPool
+from .redis_publish import retry_publish
 from .redis_reader import BACKOFF_FIRST
 from .redis_reader import BACKOFF_MAX
 from .redis_reader import UNAVAILABLE
 from .redis_reader import ChannelReader
 from .redis_reader import entry_frame
-from .redis_reader import entry_key
 from .redis_topology import KeyNames
 from .redis_topology import where_of
 
@@ -91,6 +95,7 @@ class RedisBroker(Broker):
     :param history: events each channel keeps (the Stream's exact MAXLEN).
     :param publish_timeout: seconds a publish retries while Redis is away.
     :param prefix: the prefix of gsse's Redis keys.
+    :param history_ttl: seconds events are kept (``None``: no age limit).
 
     .. versionadded:: 0.1
     """
@@ -106,8 +111,9 @@ class RedisBroker(Broker):
         publish_timeout: float = PUBLISH_TIMEOUT,
         prefix: str = "gsse",
         presence_ttl: float = PRESENCE_TTL,
+        history_ttl: float | None = None,
     ) -> None:
-        super().__init__(history=history)
+        super().__init__(history=history, history_ttl=history_ttl)
         self.presence_ttl = check_presence_ttl(presence_ttl)
         if isinstance(publish_timeout, bool) or not isinstance(
             publish_timeout, (int, float)
@@ -148,7 +154,8 @@ class RedisBroker(Broker):
     def _start(self, listen_client: redis.Redis) -> None:
         """Register the scripts and make the reader, once ``_client`` exists."""
         self._publish = self._client.register_script(PUBLISH)
-        self._state = self._client.register_script(STATE)
+        self._publish_keyed = self._client.register_script(PUBLISH_KEYED)
+        self._state = self._client.register_script(STATE_KEYED)
         self._reader = ChannelReader(
             where=self.where,
             client=self._client,
@@ -204,52 +211,22 @@ class RedisBroker(Broker):
         data: Any,
         *,
         event: str | None = None,
+        key: str | None = None,
         return_delivery: bool = False,
     ) -> Any:
         raw = self._encode(channel, data, event)
+        ckey = check_key(key)
         token = self._keys.token(channel)
         report = token + b":delivered" if return_delivery else None
         deadline = time.monotonic() + self.publish_timeout
         lifetime = self._lifetime()
-        delay = BACKOFF_FIRST / 2
-        first = True
-        while True:
-            try:
-                new_id = self._run_publish(channel, raw, token, lifetime, report)
-                text = new_id.decode() if isinstance(new_id, bytes) else str(new_id)
-                if report is None:
-                    return text
-                return text, self._delivery(channel, report, deadline)
-            except UNAVAILABLE as exc:
-                STATS.broker_errors += 1
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    logger.error(
-                        "publishing to channel %r failed: Redis at %s did not"
-                        " answer for %.1f s (%s)",
-                        channel,
-                        self.where,
-                        self.publish_timeout,
-                        exc,
-                    )
-                    raise BrokerUnavailable(
-                        f"Redis at {self.where} did not answer for"
-                        f" {self.publish_timeout:g} s ({exc}); the event to channel"
-                        f" {channel!r} was not published. Check that Redis is up"
-                        " and reachable, then publish again."
-                    ) from None
-                logger.log(
-                    logging.WARNING if first else logging.DEBUG,
-                    "publishing to channel %r: Redis at %s is unreachable (%s);"
-                    " retrying for up to %.1f s",
-                    channel,
-                    self.where,
-                    exc,
-                    remaining,
-                )
-                first = False
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, BACKOFF_MAX / 4)
+        attempt = partial(
+            self._run_publish, channel, raw, token, lifetime, report, ckey
+        )
+        text = retry_publish(attempt, channel, self.where, self.publish_timeout)
+        if report is None:
+            return text
+        return text, self._delivery(channel, report, deadline)
 
     def _run_publish(
         self,
@@ -258,15 +235,23 @@ class RedisBroker(Broker):
         token: bytes,
         lifetime: int,
         report: bytes | None = None,
+        ckey: str | None = None,
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
         args: list[bytes | int] = [self.history, raw, lifetime]
         args.append(self._keys.notify(channel))
         args.append(channel.encode())
-        if report is not None:
-            args += [b"d", report]
-        return self._publish(keys=keys, args=args)
+        extra: list[bytes | int] = [] if report is None else [b"d", report]
+        if ckey is None and self.history_ttl is None:
+            return self._call_publish(self._publish, keys, args + extra)
+        keys += keyed_keys(self._keys, channel)
+        args += [(ckey or "").encode(), ttl_ms(self.history_ttl), *extra]
+        return self._call_publish(self._publish_keyed, keys, args)
+
+    def _call_publish(self, script: Any, keys: list[bytes], args: list[Any]) -> Any:
+        """Run a publish script (the Cluster names the client that runs it)."""
+        return script(keys=keys, args=args)
 
     def _delivery(self, channel: str, report: bytes, deadline: float) -> int:
         """Streams that processes report ``report``'s event was handed to."""
@@ -282,9 +267,11 @@ class RedisBroker(Broker):
         return self._client
 
     # -- subscribing ---------------------------------------------------------
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         stream = stream_of(writer)
-        subscription = Subscription(stream, channels)
+        subscription = Subscription(stream, channels, snapshot=snapshot)
         reader = self._reader
         for channel in channels:
             reader.subscribers.setdefault(channel, set()).add(subscription)
@@ -320,7 +307,9 @@ class RedisBroker(Broker):
         delay = BACKOFF_FIRST
         while not subscription.stream.closed:
             try:
-                states = self._read_states(subscription.channels, requested)
+                states = self._read_states(
+                    subscription.channels, requested, subscription.snapshot
+                )
                 self._waiting = False
                 return states
             except UNAVAILABLE as exc:
@@ -338,22 +327,27 @@ class RedisBroker(Broker):
         return None
 
     def _read_states(
-        self, channels: tuple[str, ...], requested: list[Key | None] | None
+        self,
+        channels: tuple[str, ...],
+        requested: list[Key | None] | None,
+        snapshot: bool = False,
     ) -> list[ChannelState]:
-        """Each channel's newest id and, where ``requested`` is resumable, replay."""
+        """Each channel's newest id and, where ``requested`` is resumable, replay.
+
+        With ``snapshot``, also each channel's newest event per key.
+        """
         pipe = self._client.pipeline(transaction=False)
+        ttl = ttl_ms(self.history_ttl)
         for i, channel in enumerate(channels):
             after = requested[i] if requested is not None else None
-            args = ["" if after is None else format_id(after)]
-            self._state(keys=[self._stream_key(channel)], args=args, client=pipe)
+            args = ["" if after is None else format_id(after), "1" if snapshot else ""]
+            keys = [self._stream_key(channel), keyed_keys(self._keys, channel)[0]]
+            self._state(keys=keys, args=[*args, ttl], client=pipe)
         replies = pipe.execute()
-        states = []
-        for channel, (last, entries) in zip(channels, replies, strict=True):
-            frames = None
-            if entries is not None:
-                frames = [entry_frame(channel, eid, fields) for eid, fields in entries]
-            states.append(ChannelState(entry_key(last), frames))
-        return states
+        return [
+            channel_state(channel, reply)
+            for channel, reply in zip(channels, replies, strict=True)
+        ]
 
     def _read_gaps(self, gaps: list[tuple[str, Key, Key]]) -> list[Frame]:
         pipe = self._client.pipeline(transaction=False)

@@ -29,7 +29,8 @@ from .frames import Frame
 from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
-from .lua import STATE
+from .lua_compact import PUBLISH_KEYED
+from .lua_compact import STATE_KEYED
 from .presence_cluster import ClusterPresence
 from .presence_redis import RedisPresence
 from .redis import RedisBroker
@@ -37,16 +38,26 @@ from .redis_cluster_nodes import TOPOLOGY_ERRORS
 from .redis_cluster_nodes import ClusterNodes
 from .redis_cluster_nodes import as_unavailable
 from .redis_cluster_reader import ClusterChannelReader
+from .redis_compact import channel_state
+from .redis_compact import keyed_keys
+from .redis_compact import ttl_ms
 from .redis_connect import HEALTH_CHECK_SECONDS
 from .redis_connect import REPLY_TIMEOUT
 from .redis_reader import entry_frame
-from .redis_reader import entry_key
 from .redis_topology import parse_hosts
 
-#: The publish script with a sharded announce (``SPUBLISH``, Redis 7).
-SHARDED_PUBLISH = PUBLISH.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
-if SHARDED_PUBLISH == PUBLISH:  # pragma: no cover - lua.py changed its PUBLISH call
-    raise RuntimeError("gsse.brokers.lua.PUBLISH no longer announces with PUBLISH")
+
+def sharded(script: str) -> str:
+    """``script`` with a sharded announce (``SPUBLISH``, Redis 7)."""
+    changed = script.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
+    if changed == script:  # pragma: no cover - lua*.py changed its PUBLISH call
+        raise RuntimeError("a gsse publish script no longer announces with PUBLISH")
+    return changed
+
+
+#: The publish scripts with a sharded announce.
+SHARDED_PUBLISH = sharded(PUBLISH)
+SHARDED_PUBLISH_KEYED = sharded(PUBLISH_KEYED)
 
 
 class RedisClusterBroker(RedisBroker):
@@ -80,7 +91,8 @@ class RedisClusterBroker(RedisBroker):
         # each call names the client that runs it.
         scripts = redis.Redis()
         self._publish = scripts.register_script(SHARDED_PUBLISH)
-        self._state = scripts.register_script(STATE)
+        self._publish_keyed = scripts.register_script(SHARDED_PUBLISH_KEYED)
+        self._state = scripts.register_script(STATE_KEYED)
         self._reader = self._cluster_reader = ClusterChannelReader(
             nodes=self._nodes,
             keys=self._keys,
@@ -116,63 +128,59 @@ class RedisClusterBroker(RedisBroker):
         except TOPOLOGY_ERRORS:
             return 0  # published; the count is a lower bound (see the docs)
 
-    def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _subscribe(
+        self, writer: SSEWriter, channels: tuple[str, ...], *, snapshot: bool = False
+    ) -> None:
         # Each channel's announcements come on its own sharded channel: be
         # subscribed there before reading its state, as one Redis's single
         # notify channel always is, so the stream is live when it says so.
         try:
             self._cluster_reader.ahead(channels, REPLY_TIMEOUT)  # counts first
-            super()._subscribe(writer, channels)
+            super()._subscribe(writer, channels, snapshot=snapshot)
         finally:
             self._cluster_reader.behind(channels)
 
-    def _run_publish(
-        self,
-        channel: str,
-        raw: bytes,
-        token: bytes,
-        lifetime: int,
-        report: bytes | None = None,
-    ) -> Any:
-        keys = [self._stream_key(channel), token]
-        args: list[bytes | int] = [self.history, raw, lifetime]
-        args += [self._keys.notify(channel), channel.encode()]
-        if report is not None:  # in the channel's slot: made from the token
-            args += [b"d", report]
+    def _call_publish(self, script: Any, keys: list[bytes], args: list[Any]) -> Any:
+        # Every key is the channel's (one slot): the cluster client routes it.
         try:
-            return self._publish(keys=keys, args=args, client=self._nodes.client())
+            return script(keys=keys, args=args, client=self._nodes.client())
         except redis.RedisError as exc:
             raise as_unavailable(exc) from None
 
     def _state_replies(
-        self, channels: tuple[str, ...], requested: list[Key | None] | None
+        self,
+        channels: tuple[str, ...],
+        requested: list[Key | None] | None,
+        snapshot: bool = False,
     ) -> list[ChannelState | BaseException]:
         """Each channel's state, or the error its shard gave."""
         calls = []
+        ttl = ttl_ms(self.history_ttl)
         for i, channel in enumerate(channels):
             after = requested[i] if requested is not None else None
-            args = ["" if after is None else format_id(after)]
+            args = ["" if after is None else format_id(after), "1" if snapshot else ""]
+            args.append(str(ttl))
             key = self._stream_key(channel)
+            keys = [key, keyed_keys(self._keys, channel)[0]]
             calls.append(
-                (key, lambda p, k=key, a=args: self._state(keys=[k], args=a, client=p))
+                (key, lambda p, k=keys, a=args: self._state(keys=k, args=a, client=p))
             )
         states: list[ChannelState | BaseException] = []
         for channel, reply in zip(channels, self._nodes.run(calls), strict=True):
             if isinstance(reply, BaseException):
                 states.append(reply)
                 continue
-            last, entries = reply
-            frames = None
-            if entries is not None:
-                frames = [entry_frame(channel, eid, fields) for eid, fields in entries]
-            states.append(ChannelState(entry_key(last), frames))
+            states.append(channel_state(channel, reply))
         return states
 
     def _read_states(
-        self, channels: tuple[str, ...], requested: list[Key | None] | None
+        self,
+        channels: tuple[str, ...],
+        requested: list[Key | None] | None,
+        snapshot: bool = False,
     ) -> list[ChannelState]:
         states = []
-        for reply in self._state_replies(channels, requested):
+        for reply in self._state_replies(channels, requested, snapshot):
             if isinstance(reply, BaseException):
                 raise reply
             states.append(reply)

@@ -82,7 +82,10 @@ def entry_frame(channel: str, entry_id: bytes, fields: Any) -> Frame:
     """A Stream entry as a Frame (``fields`` a dict, or a flat list from Lua)."""
     if isinstance(fields, list):
         fields = dict(zip(fields[::2], fields[1::2], strict=True))
-    return Frame(channel, entry_key(entry_id), fields[b"r"])
+    ckey = fields.get(b"k")  # a compacted channel's key (see lua_compact.py)
+    if ckey is not None:
+        ckey = ckey.decode(errors="replace")
+    return Frame(channel, entry_key(entry_id), fields[b"r"], ckey)
 
 
 def previous_key(fields: Any) -> Key | None:

@@ -23,8 +23,9 @@ URL_OPTIONS = (
     "max_history_bytes",
     "history_idle_ttl",
     "presence_ttl",
+    "history_ttl",
 )
-_FLOAT_OPTIONS = frozenset({"history_idle_ttl", "presence_ttl"})
+_FLOAT_OPTIONS = frozenset({"history_idle_ttl", "presence_ttl", "history_ttl"})
 
 
 def split_options(url: str) -> tuple[str, dict[str, Any]]:

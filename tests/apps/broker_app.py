@@ -1,11 +1,12 @@
 """An app that streams any channels of the broker GSSE_BROKER names.
 
 ``/sub?channel=a&channel=b`` subscribes (``&user=bob`` with presence
-``{"user": "bob"}``, ``&events=1`` with ``presence_events=True``); ``POST
-/publish`` with ``channel``, ``data`` and optional ``event`` publishes and
-answers the id (``delivery=1``: and the delivery count); ``/who?channel=``
-answers the channel's presence and subscribers. Used in process
-(``make_app``) and by ``gsse run tests.apps.broker_app:app``.
+``{"user": "bob"}``, ``&events=1`` with ``presence_events=True``,
+``&snapshot=1`` with the newest event of every key first); ``POST
+/publish`` with ``channel``, ``data`` and optional ``event`` and ``key``
+publishes and answers the id (``delivery=1``: and the delivery count);
+``/who?channel=`` answers the channel's presence and subscribers. Used in
+process (``make_app``) and by ``gsse run tests.apps.broker_app:app``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def make_app(broker: gsse.Broker) -> App:
             *args.getlist("channel"),
             presence=None if user is None else {"user": user},
             presence_events=args.get("events") == "1",
+            snapshot=args.get("snapshot") == "1",
         )
 
     @app.route("/publish", methods=["POST"])
@@ -40,11 +42,15 @@ def make_app(broker: gsse.Broker) -> App:
                 form["channel"],
                 form["data"],
                 event=form.get("event") or None,
+                key=form.get("key") or None,
                 return_delivery=True,
             )
             return {"id": new_id, "pid": os.getpid(), "delivered": handed}
         new_id = broker.publish(
-            form["channel"], form["data"], event=form.get("event") or None
+            form["channel"],
+            form["data"],
+            event=form.get("event") or None,
+            key=form.get("key") or None,
         )
         return {"id": new_id, "pid": os.getpid()}
 

@@ -106,7 +106,8 @@ def db_stream(request: HttpRequest) -> HttpResponse:
 
 
 def news(request: HttpRequest) -> HttpResponse:
-    return gsse.django.subscribe(broker, "news", ping=0)
+    snapshot = request.GET.get("snapshot") == "1"
+    return gsse.django.subscribe(broker, "news", ping=0, snapshot=snapshot)
 
 
 def publish(request: HttpRequest) -> HttpResponse:

@@ -47,6 +47,7 @@ CASES = {
     "online": Case("/rooms/lobby/events?name=ann", "join", None),
     "dashboard": Case("/metrics/stream", "sample", None),
     "flask_legacy": Case("/feed", None, None),
+    "price_board": Case("/prices", None, None),
     "redis_workers": Case("/board", "hello", None, redis=True),
 }
 
