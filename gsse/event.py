@@ -33,6 +33,14 @@ class SupportsSubscribe(Protocol):
     def subscriber(self, *channels: str) -> StreamCallback: ...
 
 
+class SupportsFollow(Protocol):
+    """Anything that streams a run to a writer, such as :class:`gsse.Runs`."""
+
+    def refusal(self, run_id: str, last_event_id: str | None) -> Response | None: ...
+
+    def follower(self, run_id: str) -> StreamCallback: ...
+
+
 class Event:
     """One request to a gsse handler.
 
@@ -42,7 +50,15 @@ class Event:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("request", "path_params", "_headers", "_retry", "_settings", "_body")
+    __slots__ = (
+        "request",
+        "path_params",
+        "_headers",
+        "_retry",
+        "_settings",
+        "_body",
+        "_answer",
+    )
 
     def __init__(self, request: Request, path_params: Mapping[str, Any]) -> None:
         self.request = request
@@ -51,6 +67,8 @@ class Event:
         self._retry: int | None = None
         self._settings: StreamSettings | None = None
         self._body: SSEBody | None = None
+        #: An answer instead of the stream (a run's 404 or 204).
+        self._answer: Response | None = None
 
     @property
     def last_event_id(self) -> str | None:
@@ -132,6 +150,28 @@ class Event:
         """
         self.set_stream_callback(broker.subscriber(*channels))
 
+    def follow(self, runs: SupportsFollow, run_id: str) -> None:
+        """Stream the run ``run_id`` of ``runs`` (a :class:`gsse.Runs`).
+
+        Everything the run sent (or what follows ``Last-Event-ID``), then
+        its live events, then ``event: end``. An unknown or expired run is
+        answered ``404``; a client that already got the ``end`` (its
+        ``Last-Event-ID`` is the end's id), ``204``, which stops
+        ``EventSource``. Calls :meth:`start_sse` first if the handler did not.
+        """
+        if not self.started:
+            self.start_sse()
+        refusal = runs.refusal(run_id, self.last_event_id)
+        if refusal is not None:
+            if self._body is not None or self._answer is not None:
+                raise RuntimeError(
+                    "follow() after a callback or follow() was already set for"
+                    " this request; a stream has one source"
+                )
+            self._answer = refusal
+            return
+        self.set_stream_callback(runs.follower(run_id))
+
     def response(self) -> Response:
         """The SSE response this event describes (used by :class:`~gsse.App`).
 
@@ -140,6 +180,8 @@ class Event:
 
         :raises RuntimeError: :meth:`start_sse` was called but no callback set.
         """
+        if self._answer is not None:
+            return self._answer
         if self._body is None:
             raise RuntimeError(
                 "the handler called event.start_sse() but returned without"

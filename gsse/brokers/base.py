@@ -174,7 +174,23 @@ class Broker:
         max_channels: int = DEFAULT_MAX_CHANNELS,
     ) -> None:
         self.history = _check_history(history)
+        #: Channels that keep another number of events than ``history``
+        #: (see :meth:`keep_history`).
+        self.history_of: dict[str, int] = {}
         self.set_limits(max_event_size=max_event_size, max_channels=max_channels)
+
+    def keep_history(self, channel: str, events: int | None) -> None:
+        """Let ``channel`` keep ``events`` events instead of ``history``.
+
+        For channels that must hold a whole bounded log, such as a run's
+        (:class:`gsse.Runs`): ``history`` is sized for chatty channels and
+        would cut it short. ``None`` goes back to ``history``. Only the
+        process that publishes to ``channel`` needs to say so.
+        """
+        if events is None:
+            self.history_of.pop(channel, None)
+        else:
+            self.history_of[channel] = check_count("events", events)
 
     def set_limits(
         self, *, max_event_size: int | None = None, max_channels: int | None = None

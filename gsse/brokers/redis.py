@@ -229,7 +229,8 @@ class RedisBroker(Broker):
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
-        args: list[bytes | int] = [self.history, raw, lifetime, self._notify]
+        history = self.history_of.get(channel, self.history)
+        args: list[bytes | int] = [history, raw, lifetime, self._notify]
         args.append(channel.encode())
         return self._publish(keys=keys, args=args)
 

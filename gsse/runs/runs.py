@@ -1,0 +1,421 @@
+"""Runs: long jobs whose output survives a reload, a second tab, a restart.
+
+``runs.start(producer)`` runs ``producer(run_writer)`` detached from any
+request (a greenlet, or a pool thread); its events go to a broker channel
+that keeps the whole run, and its metadata to the broker's backend, so any
+process sharing the broker can follow it (:meth:`Runs.stream`,
+``event.follow``), cancel it, or say it is unknown (``404``) or over
+(``204``). See docs/runs.md for the design and its limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+import gevent
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Response
+
+from ..brokers import Broker
+from ..brokers.base import check_count
+from ..exceptions import ClientDisconnected
+from ..pool import pool_of
+from ..registry import StreamRegistry
+from ..registry import default_registry
+from ..stream import REGISTRY_KEY
+from ..stream import REQUEST_ENVIRON
+from ..stream import StreamCallback
+from ..stream import check_callback
+from ..stream import header_text
+from ..stream import stream as sse_stream
+from ..transport import Transport
+from .follow import follower
+from .follow import no_content
+from .follow import not_found
+from .store import CANCELLED
+from .store import DONE
+from .store import ERROR
+from .store import INTERRUPTED
+from .store import RUN_ID
+from .store import RunInfo
+from .store import RunStore
+from .store import channel_of
+from .store_memory import memory_store
+from .writer import END
+from .writer import START
+from .writer import RunWriter
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between an owner's lease renewals (and its look for cancels).
+HEARTBEAT = 0.5
+#: Seconds an owner's lease lasts: a dead owner's runs end this long after.
+LEASE = 5.0
+#: Default bounds of one run.
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: Seconds a follower waits for the id of an ``end`` being recorded.
+END_ID_WAIT = 2.0
+#: The history bound used to publish the ``end`` of a run another process
+#: owned (its own bound is unknown here, and it was enforced when it ran).
+_NO_TRIM = 2**31
+
+
+class Run:
+    """A started run: its :attr:`id` is what followers and cancels name.
+
+    .. versionadded:: 0.3
+    """
+
+    __slots__ = ("id", "_runs")
+
+    def __init__(self, run_id: str, runs: Runs) -> None:
+        #: Unguessable and URL-safe (``secrets.token_urlsafe``).
+        self.id = run_id
+        self._runs = runs
+
+    def get(self) -> RunInfo | None:
+        """As ``runs.get(run.id)``."""
+        return self._runs.get(self.id)
+
+    def cancel(self) -> bool:
+        """As ``runs.cancel(run.id)``."""
+        return self._runs.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id}>"
+
+
+class Runs:
+    """Start, follow, cancel and look up runs kept in ``broker``.
+
+    :param broker: from :meth:`gsse.Broker.from_url` (``memory://`` or
+        ``redis://``): where runs' events and metadata live.
+    :param ttl: seconds a finished run stays available; then ``404``.
+    :param max_events: the most events one run may send.
+    :param max_bytes: the most encoded bytes one run may send.
+    :param lease: seconds after which a run whose process died is ended as
+        ``interrupted`` (Redis; the owner renews it every half second).
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        ttl: float = 3600,
+        *,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        lease: float = LEASE,
+    ) -> None:
+        if not isinstance(broker, Broker):
+            raise TypeError(
+                "Runs needs a gsse.Broker, e.g. gsse.Runs(gsse.Broker.from_url()),"
+                f" not {type(broker).__name__}"
+            )
+        for name, value in (("ttl", ttl), ("lease", lease)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not value > 0:
+                raise ValueError(f"{name} must be more than 0 seconds, got {value!r}")
+        if lease <= 2 * HEARTBEAT:
+            raise ValueError(
+                f"lease must be more than {2 * HEARTBEAT} s (two heartbeats),"
+                f" got {lease!r}"
+            )
+        self.broker = broker
+        self.ttl = float(ttl)
+        self.max_events = check_count("max_events", max_events)
+        self.max_bytes = check_count("max_bytes", max_bytes)
+        self.lease = float(lease)
+        self._store, self.shared = self._make_store()
+        #: Runs this process owns and that still run.
+        self._local: dict[str, RunWriter] = {}
+        #: Runs other processes own that streams here follow: how many each.
+        self._followed: dict[str, int] = {}
+        self._beat: gevent.Greenlet | None = None
+
+    def _make_store(self) -> tuple[RunStore, bool]:
+        """The broker's run store, and whether other processes share it."""
+        if getattr(self.broker, "_stream_key", None) is None:
+            return memory_store(self.broker), False
+        from .store_redis import RedisRunStore  # imports redis: only for redis://
+
+        store = RedisRunStore(self.broker, self.ttl, self.lease)  # type: ignore[arg-type]
+        return store, True
+
+    def __repr__(self) -> str:
+        return f"<Runs {self.broker!r} running_here={len(self._local)}>"
+
+    # -- starting -----------------------------------------------------------
+    def start(
+        self,
+        producer: Callable[..., Any],
+        *args: Any,
+        blocking: bool = False,
+        **kwargs: Any,
+    ) -> Run:
+        """Start ``producer(run_writer, *args, **kwargs)``; return at once.
+
+        The run goes on whether or not anyone follows it. Call it in the
+        event loop (a handler, a greenlet), not from a pool thread.
+
+        :param blocking: run the producer in a real OS thread of the thread
+            pool, for code that blocks without yielding (an SDK, C code).
+        :raises TypeError: ``producer`` is not callable, or is async.
+        :raises gsse.BrokerUnavailable: the broker's backend is away.
+        """
+        check_callback(producer)
+        run_id = secrets.token_urlsafe(16)
+        channel = channel_of(run_id)
+        # +2: the start marker and the end event are not the producer's.
+        self.broker.keep_history(channel, self.max_events + 2)
+        origin = self.broker.publish(channel, {"run": run_id}, event=START)
+        self._store.create(run_id, origin, time.time())
+        environ = REQUEST_ENVIRON.get()
+        registry: StreamRegistry = (environ or {}).get(
+            REGISTRY_KEY
+        ) or default_registry()
+        writer = RunWriter(
+            run_id, channel, self.broker, registry, self.max_events, self.max_bytes
+        )
+        self._local[run_id] = writer
+        writer.transport.on_close(lambda _: self._finish(writer, INTERRUPTED))
+        registry.add(writer.transport)
+        if blocking:
+            pool_of(environ).submit(
+                self._produce_in_thread, writer, producer, args, kwargs, bounded=False
+            )
+        else:
+            gevent.spawn(self._produce, writer, producer, args, kwargs)
+        self._ensure_heartbeat()
+        return Run(run_id, self)
+
+    def _produce(
+        self,
+        writer: RunWriter,
+        producer: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._finish(writer, self._outcome(writer, producer, args, kwargs))
+
+    def _produce_in_thread(
+        self,
+        writer: RunWriter,
+        producer: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        status = self._outcome(writer, producer, args, kwargs)
+        try:
+            from ..bridge import call_in_greenlet
+
+            call_in_greenlet(writer._hub, self._finish, writer, status)
+        except ClientDisconnected:
+            pass  # the loop stopped: the process is going away
+
+    def _outcome(
+        self,
+        writer: RunWriter,
+        producer: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> str:
+        """Run the producer; its final status (the traceback is logged)."""
+        try:
+            producer(writer, *args, **kwargs)
+        except ClientDisconnected:
+            if writer.finished or writer.cancelled:
+                return CANCELLED
+            logger.exception("run %s: producer %r failed", writer.run_id, producer)
+            return ERROR
+        except Exception:
+            logger.exception("run %s: producer %r failed", writer.run_id, producer)
+            return ERROR
+        except BaseException:
+            # GreenletExit, KeyboardInterrupt: the run did not finish.
+            self._finish_soon(writer, INTERRUPTED)
+            raise
+        return CANCELLED if writer.cancelled else DONE
+
+    def _finish_soon(self, writer: RunWriter, status: str) -> None:
+        gevent.get_hub().loop.run_callback(gevent.spawn, self._finish, writer, status)
+
+    def _finish(self, writer: RunWriter, status: str) -> None:
+        """Give the run its final status and send ``end`` (once, in the loop)."""
+        if writer.finished:
+            return
+        writer.finished = True
+        writer._cancel()  # a producer still going (shutdown) stops at its next send
+        self._local.pop(writer.run_id, None)
+        try:
+            if self._store.finish(
+                writer.run_id, status, time.time(), writer.count, orphan=False
+            ):
+                self._send_end(writer.run_id, status)
+        except Exception:
+            logger.exception(
+                "run %s: could not record its end (%s)", writer.run_id, status
+            )
+        finally:
+            self.broker.keep_history(writer.channel, None)
+            writer.transport.close()
+
+    def _send_end(self, run_id: str, status: str) -> None:
+        end_id = self.broker.publish(channel_of(run_id), {"status": status}, event=END)
+        self._store.ended(run_id, end_id, self.ttl)
+        if status == INTERRUPTED:
+            logger.warning("run %s ended as interrupted", run_id)
+
+    # -- looking up, cancelling ----------------------------------------------
+    def get(self, run_id: str) -> RunInfo | None:
+        """The run's status, times and event count; ``None`` if unknown/expired."""
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            return None
+        info = self._store.get(run_id)
+        if info is None:
+            return None
+        local = self._local.get(run_id)
+        if local is not None:
+            return info._replace(events=local.count)
+        if not info.finished and self.shared and self._store.orphans([run_id]):
+            self._end_orphan(run_id)
+            info = self._store.get(run_id)
+        return info
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask the run to stop; its producer sees it within a second.
+
+        Works from any process sharing the broker. The run ends as
+        ``cancelled`` once the producer returns.
+
+        :returns: ``False`` if the run is unknown or already over.
+        """
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            return False
+        if not self._store.cancel(run_id):
+            return False
+        local = self._local.get(run_id)
+        if local is not None:
+            local._cancel()
+        return True
+
+    # -- following -----------------------------------------------------------
+    def refusal(self, run_id: str, last_event_id: str | None) -> Response | None:
+        """``404`` (unknown), ``204`` (the client saw the ``end``), or ``None``."""
+        info = self.get(run_id)
+        if info is None:
+            return not_found()
+        if info.finished and last_event_id:
+            deadline = time.monotonic() + END_ID_WAIT
+            while info is not None and info.end_id is None:
+                if time.monotonic() > deadline:
+                    break
+                gevent.sleep(0.05)  # the end is being recorded right now
+                info = self._store.get(run_id)
+            if info is None:
+                return not_found()
+            if info.end_id == last_event_id:
+                return no_content()
+        return None
+
+    def follower(self, run_id: str) -> StreamCallback:
+        """The stream callback that follows ``run_id`` (check :meth:`refusal` first).
+
+        :raises LookupError: the run is unknown or expired.
+        """
+        info = self.get(run_id)
+        if info is None:
+            raise LookupError(f"unknown or expired run {run_id!r}")
+        return follower(
+            self.broker,
+            channel_of(run_id),
+            info.origin,
+            lambda transport: self._watch(run_id, transport),
+        )
+
+    def stream(
+        self,
+        run_id: str,
+        *,
+        headers: Mapping[str, str] | Headers | None = None,
+        retry: int | None = None,
+        ping: float | None = None,
+        send_timeout: float | None = None,
+    ) -> Response:
+        """A response that follows the run; return it from any WSGI view.
+
+        Everything from the start (or after ``Last-Event-ID``), then live
+        events, then ``event: end``; ``404`` for an unknown or expired run,
+        ``204`` for a client that already has the ``end``.
+        """
+        environ = REQUEST_ENVIRON.get() or {}
+        last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
+        refusal = self.refusal(run_id, last_event_id)
+        if refusal is not None:
+            return refusal
+        return sse_stream(
+            self.follower(run_id),
+            headers=headers,
+            retry=retry,
+            ping=ping,
+            send_timeout=send_timeout,
+        )
+
+    def _watch(self, run_id: str, transport: Transport) -> None:
+        """Count a follower here, to notice if the run's owner dies (Redis)."""
+        if not self.shared or run_id in self._local:
+            return
+        self._followed[run_id] = self._followed.get(run_id, 0) + 1
+        transport.on_close(lambda _: self._unwatch(run_id))
+        self._ensure_heartbeat()
+
+    def _unwatch(self, run_id: str) -> None:
+        left = self._followed.get(run_id, 0) - 1
+        if left > 0:
+            self._followed[run_id] = left
+        else:
+            self._followed.pop(run_id, None)
+
+    # -- the heartbeat (Redis) -------------------------------------------------
+    def _ensure_heartbeat(self) -> None:
+        if self.shared and self._beat is None:
+            self._beat = gevent.spawn(self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        """Renew our leases, pick up cancels, end runs whose owner died."""
+        try:
+            while self._local or self._followed:
+                gevent.sleep(HEARTBEAT)
+                try:
+                    self._beat_once()
+                except Exception as exc:
+                    logger.warning("runs heartbeat failed (%s); retrying", exc)
+        finally:
+            self._beat = None
+
+    def _beat_once(self) -> None:
+        local = dict(self._local)
+        counts = {run_id: w.count for run_id, w in local.items() if not w.finished}
+        for run_id in self._store.heartbeat(counts):
+            local[run_id]._cancel()
+        remote = [run_id for run_id in self._followed if run_id not in local]
+        for run_id in self._store.orphans(remote):
+            self._end_orphan(run_id)
+
+    def _end_orphan(self, run_id: str) -> None:
+        """End a run whose owner died, if no other process did it first."""
+        if self._store.finish(run_id, INTERRUPTED, time.time(), 0, orphan=True):
+            channel = channel_of(run_id)
+            self.broker.keep_history(channel, _NO_TRIM)
+            try:
+                self._send_end(run_id, INTERRUPTED)
+            finally:
+                self.broker.keep_history(channel, None)
