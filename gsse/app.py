@@ -30,6 +30,7 @@ from .logsafe import escape
 from .settings import StreamSettings
 from .static import static_file
 from .static import static_response
+from .stream import REQUEST_ENVIRON
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -194,5 +195,14 @@ class App:
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         self.settings.apply_to(environ)
-        response = self.dispatch(Request(environ))
+        if REQUEST_ENVIRON.get() is environ:  # under SSEMiddleware: set already
+            response = self.dispatch(Request(environ))
+        else:
+            # What handlers call (gsse.stream, runs.start, runs.stream) finds
+            # the request's host (registry, pool) here, as under the middleware.
+            token = REQUEST_ENVIRON.set(environ)
+            try:
+                response = self.dispatch(Request(environ))
+            finally:
+                REQUEST_ENVIRON.reset(token)
         return response(environ, start_response)

@@ -179,9 +179,9 @@ class Runs:
         origin = self.broker.publish(channel, {"run": run_id}, event=START)
         self._store.create(run_id, origin, time.time())
         environ = REQUEST_ENVIRON.get()
-        registry: StreamRegistry = (environ or {}).get(
-            REGISTRY_KEY
-        ) or default_registry()
+        registry: StreamRegistry | None = (environ or {}).get(REGISTRY_KEY)
+        if registry is None:  # not in a request of a gsse host
+            registry = default_registry()
         writer = RunWriter(
             run_id, channel, self.broker, registry, self.max_events, self.max_bytes
         )
