@@ -177,7 +177,7 @@ def test_a_run_past_its_bounds_gets_a_clear_error(
 
     def chatty(writer: RunWriter, size: int) -> None:
         try:
-            for i in range(10):
+            for _ in range(10):
                 writer.send_event("x" * size, event="token")
         except RunLimitExceeded as exc:
             raised.append(exc)
