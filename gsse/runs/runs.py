@@ -234,6 +234,8 @@ class Runs:
         except ClientDisconnected:
             if writer.finished or writer.cancelled:
                 return CANCELLED
+            if writer.shutting_down:  # the producer chose to stop for it
+                return INTERRUPTED
             logger.exception("run %s: producer %r failed", writer.run_id, producer)
             return ERROR
         except Exception:
