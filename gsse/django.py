@@ -36,6 +36,7 @@ from django.db import connections
 from django.http import HttpResponse
 from django.http import StreamingHttpResponse
 
+from .event import SupportsFollow
 from .event import SupportsSubscribe
 from .headers import check_headers
 from .hosts import host_can_stream
@@ -44,13 +45,14 @@ from .stream import SSE_HEADERS
 from .stream import SSEBody
 from .stream import StreamCallback
 from .stream import check_callback
+from .stream import header_text
 from .stream import prepare_stream
 from .writer import SSEWriter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["SSEStreamingHttpResponse", "stream", "subscribe"]
+__all__ = ["SSEStreamingHttpResponse", "follow", "stream", "subscribe"]
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,37 @@ def subscribe(
     """
     return stream(
         broker.subscriber(*channels),
+        headers=headers,
+        retry=retry,
+        ping=ping,
+        send_timeout=send_timeout,
+    )
+
+
+def follow(
+    runs: SupportsFollow,
+    run_id: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    retry: int | None = None,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+) -> HttpResponse:
+    """A Django response that follows a run of :class:`gsse.Runs`.
+
+    Everything the run sent (or what follows ``Last-Event-ID``), its live
+    events, then ``event: end``; ``404`` for an unknown or expired run,
+    ``204`` for a client that already got the ``end``.
+
+    .. versionadded:: 0.3
+    """
+    environ = REQUEST_ENVIRON.get() or {}
+    last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
+    refusal = runs.refusal(run_id, last_event_id)
+    if refusal is not None:
+        return _django_response(refusal)
+    return stream(
+        runs.follower(run_id),
         headers=headers,
         retry=retry,
         ping=ping,
