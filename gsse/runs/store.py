@@ -34,26 +34,27 @@ def channel_of(run_id: str) -> str:
 class RunInfo(NamedTuple):
     """What :meth:`gsse.Runs.get` returns about a run.
 
-    :param status: ``running``, ``done``, ``error``, ``cancelled`` or
-        ``interrupted``.
-    :param started: when it started (seconds since the epoch).
-    :param ended: when it ended, or ``None`` while running.
-    :param events: events the producer sent (while running, as of the last
-        heartbeat in other processes: at most half a second old).
-    :param origin: the id before the run's first event (followers without a
-        ``Last-Event-ID`` resume from it).
-    :param end_id: the id of the final ``end`` event, once sent.
+    .. versionadded:: 0.3
     """
 
     status: str
+    """``running``, ``done``, ``error``, ``cancelled`` or ``interrupted``."""
     started: float
+    """When it started (seconds since the epoch)."""
     ended: float | None
+    """When it ended, or ``None`` while running."""
     events: int
+    """Events the producer sent (while running and seen from another
+    process: as of the owner's last heartbeat, at most half a second old)."""
     origin: str
+    """The id before the run's first event: followers without a
+    ``Last-Event-ID`` resume from it."""
     end_id: str | None
+    """The id of the final ``end`` event, once sent."""
 
     @property
     def finished(self) -> bool:
+        """Whether the run has its final status."""
         return self.status != RUNNING
 
 
