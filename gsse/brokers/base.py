@@ -276,6 +276,16 @@ class Broker:
         """
         raise NotImplementedError
 
+    def publish_many(self, events: list[tuple[str, Any, str | None]]) -> list[str]:
+        """Publish ``(channel, data, event)`` items in order; their ids.
+
+        Backends with a network round trip per publish (Redis) send them
+        all at once. The checks and errors are :meth:`publish`'s.
+        """
+        return [
+            self.publish(channel, data, event=event) for channel, data, event in events
+        ]
+
     def _encode(self, channel: str, data: Any, event: str | None) -> bytes:
         """Check ``channel`` and encode the event once, within ``max_event_size``.
 

@@ -183,7 +183,28 @@ class RedisBroker(Broker):
     # -- publishing ----------------------------------------------------------
     def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
         raw = self._encode(channel, data, event)
-        token = f"{self._prefix}:published:{os.urandom(12).hex()}".encode()
+        return self._publish_encoded([(channel, raw)], repr(channel))[0]
+
+    def publish_many(self, events: list[tuple[str, Any, str | None]]) -> list[str]:
+        """Publish ``(channel, data, event)`` items in order, in one round trip.
+
+        For producers of many small events (runs' tokens): one pipeline
+        instead of one wait for Redis per event. Retried as a whole like
+        :meth:`publish`; each item's token keeps a retry from adding it twice.
+        """
+        encoded = [
+            (channel, self._encode(channel, data, event))
+            for channel, data, event in events
+        ]
+        if not encoded:
+            return []
+        return self._publish_encoded(encoded, f"{len(encoded)} events")
+
+    def _publish_encoded(self, items: list[tuple[str, bytes]], what: str) -> list[str]:
+        """Run the publish script for each item, retrying while Redis is away."""
+        tokens = [
+            f"{self._prefix}:published:{os.urandom(12).hex()}".encode() for _ in items
+        ]
         deadline = time.monotonic() + self.publish_timeout
         # The token must outlive every retry (each may wait for its reply).
         lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
@@ -191,16 +212,23 @@ class RedisBroker(Broker):
         first = True
         while True:
             try:
-                new_id = self._run_publish(channel, raw, token, lifetime)
-                return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
+                if len(items) == 1:
+                    (channel, raw), token = items[0], tokens[0]
+                    replies = [self._run_publish(channel, raw, token, lifetime)]
+                else:
+                    pipe = self._client.pipeline(transaction=False)
+                    for (channel, raw), token in zip(items, tokens, strict=True):
+                        self._run_publish(channel, raw, token, lifetime, client=pipe)
+                    replies = pipe.execute()
+                return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
             except UNAVAILABLE as exc:
                 STATS.broker_errors += 1
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     logger.error(
-                        "publishing to channel %r failed: Redis at %s did not"
+                        "publishing to channel %s failed: Redis at %s did not"
                         " answer for %.1f s (%s)",
-                        channel,
+                        what,
                         self.where,
                         self.publish_timeout,
                         exc,
@@ -208,14 +236,14 @@ class RedisBroker(Broker):
                     raise BrokerUnavailable(
                         f"Redis at {self.where} did not answer for"
                         f" {self.publish_timeout:g} s ({exc}); the event to channel"
-                        f" {channel!r} was not published. Check that Redis is up"
+                        f" {what} was not published. Check that Redis is up"
                         " and reachable, then publish again."
                     ) from None
                 logger.log(
                     logging.WARNING if first else logging.DEBUG,
-                    "publishing to channel %r: Redis at %s is unreachable (%s);"
+                    "publishing to channel %s: Redis at %s is unreachable (%s);"
                     " retrying for up to %.1f s",
-                    channel,
+                    what,
                     self.where,
                     exc,
                     remaining,
@@ -225,14 +253,14 @@ class RedisBroker(Broker):
                 delay = min(delay * 2, BACKOFF_MAX / 4)
 
     def _run_publish(
-        self, channel: str, raw: bytes, token: bytes, lifetime: int
+        self, channel: str, raw: bytes, token: bytes, lifetime: int, client: Any = None
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
         history = self.history_of.get(channel, self.history)
         args: list[bytes | int] = [history, raw, lifetime, self._notify]
         args.append(channel.encode())
-        return self._publish(keys=keys, args=args)
+        return self._publish(keys=keys, args=args, client=client)
 
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:

@@ -1,6 +1,6 @@
 """Resumable runs: see :class:`gsse.Runs` and docs/runs.md."""
 
-from .runs import Run as Run
+from .run import Run as Run
 from .runs import Runs as Runs
 from .store import RunInfo as RunInfo
 from .writer import RunLimitExceeded as RunLimitExceeded

@@ -37,6 +37,10 @@ from ..transport import Transport
 from .follow import follower
 from .follow import no_content
 from .follow import not_found
+from .heartbeat import HEARTBEAT
+from .heartbeat import Heartbeat
+from .outbox import Outbox
+from .run import Run
 from .store import CANCELLED
 from .store import DONE
 from .store import ERROR
@@ -52,8 +56,6 @@ from .writer import RunWriter
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between an owner's lease renewals (and its look for cancels).
-HEARTBEAT = 0.5
 #: Seconds an owner's lease lasts: a dead owner's runs end this long after.
 LEASE = 5.0
 #: Default bounds of one run.
@@ -64,31 +66,6 @@ END_ID_WAIT = 2.0
 #: The history bound used to publish the ``end`` of a run another process
 #: owned (its own bound is unknown here, and it was enforced when it ran).
 _NO_TRIM = 2**31
-
-
-class Run:
-    """A started run: its :attr:`id` is what followers and cancels name.
-
-    .. versionadded:: 0.3
-    """
-
-    __slots__ = ("id", "_runs")
-
-    def __init__(self, run_id: str, runs: Runs) -> None:
-        #: Unguessable and URL-safe (``secrets.token_urlsafe``).
-        self.id = run_id
-        self._runs = runs
-
-    def get(self) -> RunInfo | None:
-        """As ``runs.get(run.id)``."""
-        return self._runs.get(self.id)
-
-    def cancel(self) -> bool:
-        """As ``runs.cancel(run.id)``."""
-        return self._runs.cancel(self.id)
-
-    def __repr__(self) -> str:
-        return f"<Run {self.id}>"
 
 
 class Runs:
@@ -137,9 +114,13 @@ class Runs:
         self._store, self.shared = self._make_store()
         #: Runs this process owns and that still run.
         self._local: dict[str, RunWriter] = {}
-        #: Runs other processes own that streams here follow: how many each.
-        self._followed: dict[str, int] = {}
-        self._beat: gevent.Greenlet | None = None
+        self._heartbeat = (
+            Heartbeat(self._store, self._local, self._end_orphan)
+            if self.shared
+            else None
+        )
+        #: Redis: events leave in batches (see outbox.py).
+        self._outbox = Outbox(broker) if self.shared else None
 
     def _make_store(self) -> tuple[RunStore, bool]:
         """The broker's run store, and whether other processes share it."""
@@ -183,7 +164,13 @@ class Runs:
         if registry is None:  # not in a request of a gsse host
             registry = default_registry()
         writer = RunWriter(
-            run_id, channel, self.broker, registry, self.max_events, self.max_bytes
+            run_id,
+            channel,
+            self.broker,
+            registry,
+            self.max_events,
+            self.max_bytes,
+            send=self._outbox.put if self._outbox is not None else None,
         )
         self._local[run_id] = writer
         writer.transport.on_close(lambda _: self._finish(writer, INTERRUPTED))
@@ -194,7 +181,8 @@ class Runs:
             )
         else:
             gevent.spawn(self._produce, writer, producer, args, kwargs)
-        self._ensure_heartbeat()
+        if self._heartbeat is not None:
+            self._heartbeat.ensure()
         return Run(run_id, self)
 
     def _produce(
@@ -271,6 +259,8 @@ class Runs:
             writer.transport.close()
 
     def _send_end(self, run_id: str, status: str) -> None:
+        if self._outbox is not None:
+            self._outbox.drain()  # the run's own events go first
         end_id = self.broker.publish(channel_of(run_id), {"status": status}, event=END)
         self._store.ended(run_id, end_id, self.ttl)
         if status == INTERRUPTED:
@@ -340,7 +330,7 @@ class Runs:
             self.broker,
             channel_of(run_id),
             info.origin,
-            lambda transport: self._watch(run_id, transport),
+            self._watch(run_id),
         )
 
     def stream(
@@ -371,46 +361,12 @@ class Runs:
             send_timeout=send_timeout,
         )
 
-    def _watch(self, run_id: str, transport: Transport) -> None:
-        """Count a follower here, to notice if the run's owner dies (Redis)."""
-        if not self.shared or run_id in self._local:
-            return
-        self._followed[run_id] = self._followed.get(run_id, 0) + 1
-        transport.on_close(lambda _: self._unwatch(run_id))
-        self._ensure_heartbeat()
-
-    def _unwatch(self, run_id: str) -> None:
-        left = self._followed.get(run_id, 0) - 1
-        if left > 0:
-            self._followed[run_id] = left
-        else:
-            self._followed.pop(run_id, None)
-
-    # -- the heartbeat (Redis) -------------------------------------------------
-    def _ensure_heartbeat(self) -> None:
-        if self.shared and self._beat is None:
-            self._beat = gevent.spawn(self._heartbeat)
-
-    def _heartbeat(self) -> None:
-        """Renew our leases, pick up cancels, end runs whose owner died."""
-        try:
-            while self._local or self._followed:
-                gevent.sleep(HEARTBEAT)
-                try:
-                    self._beat_once()
-                except Exception as exc:
-                    logger.warning("runs heartbeat failed (%s); retrying", exc)
-        finally:
-            self._beat = None
-
-    def _beat_once(self) -> None:
-        local = dict(self._local)
-        counts = {run_id: w.count for run_id, w in local.items() if not w.finished}
-        for run_id in self._store.heartbeat(counts):
-            local[run_id]._cancel()
-        remote = [run_id for run_id in self._followed if run_id not in local]
-        for run_id in self._store.orphans(remote):
-            self._end_orphan(run_id)
+    def _watch(self, run_id: str) -> Callable[[Transport], None]:
+        """What a follower of ``run_id`` tells, to notice a dead owner (Redis)."""
+        heartbeat = self._heartbeat
+        if heartbeat is None:
+            return lambda transport: None
+        return lambda transport: heartbeat.watch(run_id, transport)
 
     def _end_orphan(self, run_id: str) -> None:
         """End a run whose owner died, if no other process did it first."""

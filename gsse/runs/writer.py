@@ -13,6 +13,7 @@ still going when the grace period ends is ended as ``interrupted``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -34,6 +35,10 @@ END = "end"
 #: The event type of the marker published when a run starts: followers
 #: resume after it, so it never reaches them.
 START = "gsse-run-start"
+
+
+def _publish(writer: RunWriter, channel: str, data: Any, event: str | None) -> None:
+    writer._broker.publish(channel, data, event=event)
 
 
 class RunLimitExceeded(ValueError):
@@ -86,6 +91,8 @@ class RunWriter:
         "_max_events",
         "_max_bytes",
         "_cancelled",
+        "_send",
+        "failed",
     )
 
     def __init__(
@@ -96,6 +103,7 @@ class RunWriter:
         registry: StreamRegistry,
         max_events: int,
         max_bytes: int,
+        send: Callable[[RunWriter, str, Any, str | None], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.channel = channel
@@ -112,6 +120,10 @@ class RunWriter:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._cancelled = False
+        #: How events leave (default: ``broker.publish``, in the loop).
+        self._send = send or _publish
+        #: Why an earlier event of this run was not published (see outbox.py).
+        self.failed: Exception | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -183,16 +195,13 @@ class RunWriter:
         self.count += 1
         self.size += len(raw)
         if thread_ident() == self._loop_thread:
-            self._broker.publish(self.channel, data, event=event)
+            self._send(self, self.channel, data, event)
         else:
-            call_in_greenlet(
-                self._hub, self._publish_in_loop, self.channel, data, event
-            )
-
-    def _publish_in_loop(self, channel: str, data: Any, event: str | None) -> None:
-        self._broker.publish(channel, data, event=event)
+            call_in_greenlet(self._hub, self._send, self, self.channel, data, event)
 
     def _check_open(self) -> None:
+        if self.failed is not None:
+            raise self.failed
         if self._cancelled:
             raise ClientDisconnected(f"run {self.run_id} was cancelled")
         if self.finished:
