@@ -35,6 +35,7 @@ from typing import Any
 from django.db import connections
 from django.http import HttpResponse
 from django.http import StreamingHttpResponse
+from werkzeug.wrappers import Response
 
 from .event import SupportsFollow
 from .event import SupportsSubscribe
@@ -251,11 +252,11 @@ def follow(
     """
     environ = REQUEST_ENVIRON.get() or {}
     last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
-    refusal = runs.refusal(run_id, last_event_id)
-    if refusal is not None:
-        return _django_response(refusal)
+    answer = runs.answer(run_id, last_event_id)
+    if isinstance(answer, Response):
+        return _django_response(answer)
     return stream(
-        runs.follower(run_id),
+        answer,
         headers=headers,
         retry=retry,
         ping=ping,

@@ -36,9 +36,9 @@ class SupportsSubscribe(Protocol):
 class SupportsFollow(Protocol):
     """Anything that streams a run to a writer, such as :class:`gsse.Runs`."""
 
-    def refusal(self, run_id: str, last_event_id: str | None) -> Response | None: ...
-
-    def follower(self, run_id: str) -> StreamCallback: ...
+    def answer(
+        self, run_id: str, last_event_id: str | None
+    ) -> Response | StreamCallback: ...
 
 
 class Event:
@@ -157,20 +157,21 @@ class Event:
         its live events, then ``event: end``. An unknown or expired run is
         answered ``404``; a client that already got the ``end`` (its
         ``Last-Event-ID`` is the end's id), ``204``, which stops
-        ``EventSource``. Calls :meth:`start_sse` first if the handler did not.
+        ``EventSource``; ``503`` while the broker's Redis does not answer.
+        Calls :meth:`start_sse` first if the handler did not.
         """
         if not self.started:
             self.start_sse()
-        refusal = runs.refusal(run_id, self.last_event_id)
-        if refusal is not None:
-            if self._body is not None or self._answer is not None:
-                raise RuntimeError(
-                    "follow() after a callback or follow() was already set for"
-                    " this request; a stream has one source"
-                )
-            self._answer = refusal
-            return
-        self.set_stream_callback(runs.follower(run_id))
+        if self._body is not None or self._answer is not None:
+            raise RuntimeError(
+                "follow() after a callback or follow() was already set for"
+                " this request; a stream has one source"
+            )
+        answer = runs.answer(run_id, self.last_event_id)
+        if isinstance(answer, Response):
+            self._answer = answer
+        else:
+            self.set_stream_callback(answer)
 
     def response(self) -> Response:
         """The SSE response this event describes (used by :class:`~gsse.App`).

@@ -107,3 +107,13 @@ def not_found() -> Response:
 def no_content() -> Response:
     """``204``: the client has the run's ``end`` already; EventSource stops."""
     return Response(status=204)
+
+
+def unavailable() -> Response:
+    """``503``: the broker's backend (Redis) did not answer; retry soon."""
+    return Response(
+        "the run store is unavailable, retry shortly\n",
+        status=503,
+        mimetype="text/plain",
+        headers={"Retry-After": "2"},
+    )

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 
 from ..brokers import Broker
 from ..brokers.base import check_count
+from ..exceptions import BrokerUnavailable
 from ..exceptions import ClientDisconnected
 from ..pool import pool_of
 from ..registry import StreamRegistry
@@ -37,6 +38,7 @@ from ..transport import Transport
 from .follow import follower
 from .follow import no_content
 from .follow import not_found
+from .follow import unavailable
 from .heartbeat import HEARTBEAT
 from .heartbeat import Heartbeat
 from .outbox import Outbox
@@ -300,37 +302,33 @@ class Runs:
         return True
 
     # -- following -----------------------------------------------------------
-    def refusal(self, run_id: str, last_event_id: str | None) -> Response | None:
-        """``404`` (unknown), ``204`` (the client saw the ``end``), or ``None``."""
-        info = self.get(run_id)
+    def answer(
+        self, run_id: str, last_event_id: str | None
+    ) -> Response | StreamCallback:
+        """What a follower of ``run_id`` gets: a stream callback, or a response.
+
+        ``404`` (unknown or expired), ``204`` (``last_event_id`` is the
+        ``end`` event's), ``503`` (the broker's backend is away; the client
+        may retry), else the callback that streams the run.
+        """
+        try:
+            info = self.get(run_id)
+            if info is not None and info.finished and last_event_id:
+                deadline = time.monotonic() + END_ID_WAIT
+                while info is not None and info.end_id is None:
+                    if time.monotonic() > deadline:
+                        break
+                    gevent.sleep(0.05)  # the end is being recorded right now
+                    info = self._store.get(run_id)
+        except BrokerUnavailable as exc:
+            logger.warning("run %s: cannot look it up (%s); answering 503", run_id, exc)
+            return unavailable()
         if info is None:
             return not_found()
-        if info.finished and last_event_id:
-            deadline = time.monotonic() + END_ID_WAIT
-            while info is not None and info.end_id is None:
-                if time.monotonic() > deadline:
-                    break
-                gevent.sleep(0.05)  # the end is being recorded right now
-                info = self._store.get(run_id)
-            if info is None:
-                return not_found()
-            if info.end_id == last_event_id:
-                return no_content()
-        return None
-
-    def follower(self, run_id: str) -> StreamCallback:
-        """The stream callback that follows ``run_id`` (check :meth:`refusal` first).
-
-        :raises LookupError: the run is unknown or expired.
-        """
-        info = self.get(run_id)
-        if info is None:
-            raise LookupError(f"unknown or expired run {run_id!r}")
+        if info.finished and last_event_id and info.end_id == last_event_id:
+            return no_content()
         return follower(
-            self.broker,
-            channel_of(run_id),
-            info.origin,
-            self._watch(run_id),
+            self.broker, channel_of(run_id), info.origin, self._watch(run_id)
         )
 
     def stream(
@@ -350,11 +348,11 @@ class Runs:
         """
         environ = REQUEST_ENVIRON.get() or {}
         last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
-        refusal = self.refusal(run_id, last_event_id)
-        if refusal is not None:
-            return refusal
+        answer = self.answer(run_id, last_event_id)
+        if isinstance(answer, Response):
+            return answer
         return sse_stream(
-            self.follower(run_id),
+            answer,
             headers=headers,
             retry=retry,
             ping=ping,

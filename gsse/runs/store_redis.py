@@ -19,9 +19,14 @@ noticed the lost lease, exactly one wins and publishes the ``end`` event.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
+from typing import TypeVar
 
 from ..brokers.redis import RedisBroker
+from ..brokers.redis_reader import UNAVAILABLE
+from ..exceptions import BrokerUnavailable
 from .store import RUNNING
 from .store import RunInfo
 from .store import channel_of
@@ -43,6 +48,24 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'cancel', '1')
 return 1
 """
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _redis_call(method: F) -> F:
+    """Turn Redis being away into :class:`gsse.BrokerUnavailable`, as publish does."""
+
+    @functools.wraps(method)
+    def call(self: RedisRunStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except UNAVAILABLE as exc:
+            raise BrokerUnavailable(
+                f"Redis at {self._broker.where} did not answer ({exc})"
+            ) from None
+
+    return call  # type: ignore[return-value]
 
 
 def _text(value: Any) -> str:
@@ -74,6 +97,7 @@ class RedisRunStore:
     def _stream(self, run_id: str) -> bytes:
         return self._broker._stream_key(channel_of(run_id))
 
+    @_redis_call
     def create(self, run_id: str, origin: str, started: float) -> None:
         pipe = self._client.pipeline(transaction=True)
         key = self._hash(run_id)
@@ -85,11 +109,10 @@ class RedisRunStore:
         pipe.set(self._lease(run_id), 1, px=self._lease_ms)
         pipe.execute()
 
+    @_redis_call
     def get(self, run_id: str) -> RunInfo | None:
-        fields = {
-            _text(k): _text(v)
-            for k, v in self._client.hgetall(self._hash(run_id)).items()
-        }
+        found = self._client.hgetall(self._hash(run_id))
+        fields = {_text(k): _text(v) for k, v in found.items()}
         if "status" not in fields:
             return None
         ended = fields.get("ended")
@@ -102,6 +125,7 @@ class RedisRunStore:
             end_id=fields.get("end_id") or None,
         )
 
+    @_redis_call
     def finish(
         self, run_id: str, status: str, ended: float, count: int, *, orphan: bool
     ) -> bool:
@@ -109,6 +133,7 @@ class RedisRunStore:
         args: list[str | int] = [status, repr(ended), count, "1" if orphan else "0"]
         return bool(self._finish(keys=keys, args=args))
 
+    @_redis_call
     def ended(self, run_id: str, end_id: str, ttl: float) -> None:
         pipe = self._client.pipeline(transaction=True)
         pipe.hset(self._hash(run_id), "end_id", end_id)
@@ -116,9 +141,11 @@ class RedisRunStore:
         pipe.pexpire(self._stream(run_id), self._ttl_ms)
         pipe.execute()
 
+    @_redis_call
     def cancel(self, run_id: str) -> bool:
         return bool(self._cancel(keys=[self._hash(run_id)]))
 
+    @_redis_call
     def heartbeat(self, counts: dict[str, int]) -> set[str]:
         if not counts:
             return set()
@@ -139,6 +166,7 @@ class RedisRunStore:
             if flag is not None
         }
 
+    @_redis_call
     def orphans(self, run_ids: list[str]) -> list[str]:
         if not run_ids:
             return []

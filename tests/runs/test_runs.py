@@ -23,6 +23,8 @@ from tests.apps.runs_app import make_app
 from tests.helpers import RawStream
 from tests.helpers import http_get
 from tests.helpers import wait_until
+from tests.redis_server import RedisServer
+from tests.redis_server import redis_server  # noqa: F401 (a fixture)
 from tests.runs.conftest import MakeBroker
 from tests.runs.conftest import info
 from tests.runs.conftest import post
@@ -256,3 +258,23 @@ def test_bad_arguments_say_what_to_fix(make_broker: MakeBroker) -> None:
     assert len(errors) == 4
     assert "id=" in str(errors[0]) and "final event" in str(errors[2])
     gevent.sleep(0)
+
+
+@pytest.mark.redis
+def test_a_follower_gets_503_while_redis_is_away(
+    serve: Callable[..., Server],
+    redis_server: RedisServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No traceback, no 500: the client is told to retry (Retry-After)."""
+    runs = gsse.Runs(gsse.Broker.from_url(redis_server.url))
+    port = serve(make_app(runs)).port
+    run_id = start_run(port, n=2, delay=0.001)
+    assert tokens(follow_to_end(port, run_id)) == [0, 1]
+    redis_server.kill()
+    headers = {"Connection": "close"}
+    with RawStream(port, f"/runs/{run_id}", headers=headers, timeout=30) as stream:
+        assert stream.status == 503
+        assert stream.headers["retry-after"] == "2"
+    assert "Traceback" not in caplog.text
+    runs.broker.close()
