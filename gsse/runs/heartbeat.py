@@ -76,7 +76,8 @@ class Heartbeat:
     def beat(self) -> None:
         """One beat: renew, pick up cancels, end runs whose owner died."""
         local = dict(self._local)
-        counts = {run_id: w.count for run_id, w in local.items() if not w.finished}
+        # Finished runs still here are recording their end: keep their lease.
+        counts = {run_id: w.count for run_id, w in local.items()}
         for run_id in self._store.heartbeat(counts):
             local[run_id]._cancel()
         remote = [run_id for run_id in self._followed if run_id not in local]

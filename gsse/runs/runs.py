@@ -43,9 +43,6 @@ from .heartbeat import HEARTBEAT
 from .heartbeat import Heartbeat
 from .outbox import Outbox
 from .run import Run
-from .store import CANCELLED
-from .store import DONE
-from .store import ERROR
 from .store import INTERRUPTED
 from .store import RUN_ID
 from .store import RunInfo
@@ -55,6 +52,7 @@ from .store_memory import memory_store
 from .writer import END
 from .writer import START
 from .writer import RunWriter
+from .writer import produce
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +61,10 @@ LEASE = 5.0
 #: Default bounds of one run.
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: How often, and how many seconds apart, a run's end is tried while Redis
+#: is away (past that, its lease lapses and it ends as interrupted).
+END_ATTEMPTS = 60
+END_RETRY = 1.0
 #: Seconds a follower waits for the id of an ``end`` being recorded.
 END_ID_WAIT = 2.0
 #: The history bound used to publish the ``end`` of a run another process
@@ -218,27 +220,14 @@ class Runs:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> str:
-        """Run the producer; its final status (the traceback is logged)."""
         try:
-            producer(writer, *args, **kwargs)
-        except ClientDisconnected:
-            if writer.finished or writer.cancelled:
-                return CANCELLED
-            if writer.shutting_down:  # the producer chose to stop for it
-                return INTERRUPTED
-            logger.exception("run %s: producer %r failed", writer.run_id, producer)
-            return ERROR
-        except Exception:
-            logger.exception("run %s: producer %r failed", writer.run_id, producer)
-            return ERROR
+            return produce(writer, producer, args, kwargs)
         except BaseException:
             # GreenletExit, KeyboardInterrupt: the run did not finish.
-            self._finish_soon(writer, INTERRUPTED)
+            writer._hub.loop.run_callback_threadsafe(
+                gevent.spawn, self._finish, writer, INTERRUPTED
+            )
             raise
-        return CANCELLED if writer.cancelled else DONE
-
-    def _finish_soon(self, writer: RunWriter, status: str) -> None:
-        gevent.get_hub().loop.run_callback(gevent.spawn, self._finish, writer, status)
 
     def _finish(self, writer: RunWriter, status: str) -> None:
         """Give the run its final status and send ``end`` (once, in the loop)."""
@@ -246,19 +235,45 @@ class Runs:
             return
         writer.finished = True
         writer._cancel()  # a producer still going (shutdown) stops at its next send
-        self._local.pop(writer.run_id, None)
+        self._record_end(writer, status, won=False, attempt=1)
+
+    def _record_end(
+        self, writer: RunWriter, status: str, *, won: bool, attempt: int
+    ) -> None:
+        """Set the status, then publish ``end``; retried while Redis is away.
+
+        The run stays among this process's runs meanwhile, so its lease is
+        renewed and nobody else calls it interrupted.
+        """
+        run_id = writer.run_id
         try:
-            if self._store.finish(
-                writer.run_id, status, time.time(), writer.count, orphan=False
-            ):
-                self._send_end(writer.run_id, status)
-        except Exception:
-            logger.exception(
-                "run %s: could not record its end (%s)", writer.run_id, status
+            won = won or self._store.finish(
+                run_id, status, time.time(), writer.count, orphan=False
             )
-        finally:
-            self.broker.keep_history(writer.channel, None)
-            writer.transport.close()
+            if won:
+                self._send_end(run_id, status)
+        except BrokerUnavailable as exc:
+            if attempt < END_ATTEMPTS:
+                if attempt == 1:
+                    logger.warning(
+                        "run %s: cannot record its end (%s) yet: %s; retrying",
+                        run_id,
+                        status,
+                        exc,
+                    )
+                gevent.spawn_later(
+                    END_RETRY, self._record_end, writer, status, won=won,
+                    attempt=attempt + 1,
+                )  # fmt: skip
+                return
+            logger.error(
+                "run %s: gave up recording its end (%s): %s", run_id, status, exc
+            )
+        except Exception:
+            logger.exception("run %s: could not record its end (%s)", run_id, status)
+        self._local.pop(run_id, None)
+        self.broker.keep_history(writer.channel, None)
+        writer.transport.close()
 
     def _send_end(self, run_id: str, status: str) -> None:
         if self._outbox is not None:

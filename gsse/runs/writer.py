@@ -13,6 +13,7 @@ still going when the grace period ends is ended as ``interrupted``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -29,6 +30,12 @@ from ..registry import StreamRegistry
 from ..settings import ResolvedSettings
 from ..transport import Transport
 from ..wire import encode_comment
+from .store import CANCELLED
+from .store import DONE
+from .store import ERROR
+from .store import INTERRUPTED
+
+logger = logging.getLogger(__name__)
 
 #: The event type of a run's last event; a producer may not send it.
 END = "end"
@@ -233,3 +240,28 @@ class RunWriter:
     def __repr__(self) -> str:
         state = "finished" if self.finished else "running"
         return f"<RunWriter {self.run_id} {state} events={self.count}>"
+
+
+def produce(
+    writer: RunWriter,
+    producer: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """Run the producer; its final status (a failure's traceback is logged).
+
+    :raises BaseException: what is not an ``Exception`` (``GreenletExit``).
+    """
+    try:
+        producer(writer, *args, **kwargs)
+    except ClientDisconnected:
+        if writer.finished or writer.cancelled:
+            return CANCELLED
+        if writer.shutting_down:  # the producer chose to stop for it
+            return INTERRUPTED
+        logger.exception("run %s: producer %r failed", writer.run_id, producer)
+        return ERROR
+    except Exception:
+        logger.exception("run %s: producer %r failed", writer.run_id, producer)
+        return ERROR
+    return CANCELLED if writer.cancelled else DONE

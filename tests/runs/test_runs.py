@@ -122,7 +122,7 @@ def test_a_producer_that_raises_ends_with_error_and_its_traceback_is_logged(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Followers get ``error``, never the exception's text; the log has it."""
-    caplog.set_level(logging.ERROR, logger="gsse.runs.runs")
+    caplog.set_level(logging.ERROR, logger="gsse.runs")
     run_id = start_run(port, kind="fail")
     messages = follow_to_end(port, run_id)
     assert tokens(messages) == [0, 1]
@@ -157,8 +157,10 @@ def test_get_reports_status_times_and_count(port: int, runs: gsse.Runs) -> None:
     assert running is not None and running.status == "running"
     assert running.ended is None
     assert runs.cancel(run_id)
-    assert wait_until(lambda: runs.get(run_id).status == "cancelled", 30)  # type: ignore[union-attr]
+    # The status is set first, the end event's id once it is published.
+    assert wait_until(lambda: runs.get(run_id).end_id is not None, 30)  # type: ignore[union-attr]
     done = runs.get(run_id)
+    assert done is not None and done.status == "cancelled"
     assert done is not None and done.ended is not None
     assert done.started <= done.ended
     messages = follow_to_end(port, run_id)
