@@ -235,6 +235,8 @@ class Runs:
             return
         writer.finished = True
         writer._cancel()  # a producer still going (shutdown) stops at its next send
+        if writer.failed is not None and status == DONE:
+            status = ERROR  # some of its events never reached the broker
         self._record_end(writer, status, won=False, attempt=1)
 
     def _record_end(
