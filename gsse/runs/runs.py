@@ -43,6 +43,8 @@ from .heartbeat import HEARTBEAT
 from .heartbeat import Heartbeat
 from .outbox import Outbox
 from .run import Run
+from .store import DONE
+from .store import ERROR
 from .store import INTERRUPTED
 from .store import RUN_ID
 from .store import RunInfo
