@@ -21,6 +21,7 @@ import gevent
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
+from ..bridge import call_in_greenlet
 from ..brokers import Broker
 from ..brokers.base import check_count
 from ..exceptions import BrokerUnavailable
@@ -209,8 +210,6 @@ class Runs:
     ) -> None:
         status = self._outcome(writer, producer, args, kwargs)
         try:
-            from ..bridge import call_in_greenlet
-
             call_in_greenlet(writer._hub, self._finish, writer, status)
         except ClientDisconnected:
             pass  # the loop stopped: the process is going away

@@ -2,11 +2,11 @@
 
 Keys, beside the broker's Stream of the run's events:
 
-- ``<prefix>:run:<id>``, a hash: ``status``, ``started``, ``ended``,
+- ``<prefix>:run:{<id>}``, a hash: ``status``, ``started``, ``ended``,
   ``count``, ``origin``, ``end_id``, ``cancel``. While the run goes on, the
   owner's heartbeat keeps it (and the Stream) alive for ``lease + ttl``
   seconds; once it ends, both expire ``ttl`` seconds later.
-- ``<prefix>:run:<id>:lease``, which the owning process renews every
+- ``<prefix>:run:{<id>}:lease``, which the owning process renews every
   heartbeat (:data:`~gsse.runs.runs.HEARTBEAT`) with a ``lease`` TTL: a
   process that dies (SIGKILL, a lost machine) stops renewing it, and any
   process that follows the run sees it gone and ends the run as
@@ -88,11 +88,13 @@ class RedisRunStore:
         self._finish = self._client.register_script(FINISH)
         self._cancel = self._client.register_script(CANCEL)
 
+    # ``{id}`` is a Redis Cluster hash tag: both keys of a run share a slot,
+    # as the scripts that touch both need.
     def _hash(self, run_id: str) -> str:
-        return self._prefix + run_id
+        return f"{self._prefix}{{{run_id}}}"
 
     def _lease(self, run_id: str) -> str:
-        return self._prefix + run_id + ":lease"
+        return f"{self._prefix}{{{run_id}}}:lease"
 
     def _stream(self, run_id: str) -> bytes:
         return self._broker._stream_key(channel_of(run_id))
