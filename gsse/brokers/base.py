@@ -282,6 +282,8 @@ class Broker:
         Backends with a network round trip per publish (Redis) send them
         all at once. The checks and errors are :meth:`publish`'s.
         """
+        for channel, data, event in events:  # all checked before any is sent
+            self._encode(channel, data, event)
         return [
             self.publish(channel, data, event=event) for channel, data, event in events
         ]
