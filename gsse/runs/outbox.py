@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import gevent
+from gevent.event import AsyncResult
 from gevent.event import Event as GeventEvent
 
 from ..brokers import Broker
+from ..exceptions import BrokerUnavailable
 
 if TYPE_CHECKING:
     from .writer import RunWriter
@@ -38,7 +40,7 @@ class Outbox:
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._pending: list[tuple[str, Any, str | None, RunWriter]] = []
+        self._pending: list[tuple[str, Any, str | None, RunWriter | AsyncResult]] = []
         self._flusher: gevent.Greenlet | None = None
         self._idle = GeventEvent()
         self._idle.set()
@@ -54,6 +56,26 @@ class Outbox:
         if len(self._pending) > MAX_PENDING:
             self.drain()
 
+    def publish(self, channel: str, data: Any, event: str | None) -> str:
+        """Publish one event after everything queued; wait for its id.
+
+        For a run's ``end``: it follows the run's own events, and the ends
+        of many runs finishing together share round trips too.
+        """
+        result: AsyncResult = AsyncResult()
+        self._pending.append((channel, data, event, result))
+        if self._flusher is None:
+            self._idle.clear()
+            self._flusher = gevent.spawn(self._flush)
+        try:
+            event_id: str = result.get(timeout=DRAIN_TIMEOUT)
+        except gevent.Timeout:
+            raise BrokerUnavailable(
+                f"the event to channel {channel!r} was not published within"
+                f" {DRAIN_TIMEOUT:g} s (the broker is far behind)"
+            ) from None
+        return event_id
+
     def drain(self) -> None:
         """Wait until everything queued so far is published (or failed)."""
         if self._flusher is not None and self._flusher is not gevent.getcurrent():
@@ -64,13 +86,21 @@ class Outbox:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    self._broker.publish_many([item[:3] for item in batch])
+                    ids = self._broker.publish_many([item[:3] for item in batch])
                 except Exception as exc:  # BrokerUnavailable, or a bug
                     logger.error(
                         "runs: %d event(s) were not published: %s", len(batch), exc
                     )
                     for item in batch:
-                        item[3].failed = exc
+                        owner = item[3]
+                        if isinstance(owner, AsyncResult):
+                            owner.set_exception(exc)
+                        else:
+                            owner.failed = exc
+                    continue
+                for item, event_id in zip(batch, ids, strict=True):
+                    if isinstance(item[3], AsyncResult):
+                        item[3].set(event_id)
         finally:
             self._flusher = None
             self._idle.set()

@@ -254,7 +254,9 @@ class Runs:
                 run_id, status, time.time(), writer.count, orphan=False
             )
             if won:
-                self._send_end(run_id, status)
+                if writer.end_id is None:  # not on a retry after ended() failed
+                    writer.end_id = self._publish_end(run_id, status)
+                self._store.ended(run_id, writer.end_id, self.ttl)
         except BrokerUnavailable as exc:
             if attempt < END_ATTEMPTS:
                 if attempt == 1:
@@ -278,13 +280,14 @@ class Runs:
         self.broker.keep_history(writer.channel, None)
         writer.transport.close()
 
-    def _send_end(self, run_id: str, status: str) -> None:
-        if self._outbox is not None:
-            self._outbox.drain()  # the run's own events go first
-        end_id = self.broker.publish(channel_of(run_id), {"status": status}, event=END)
-        self._store.ended(run_id, end_id, self.ttl)
+    def _publish_end(self, run_id: str, status: str) -> str:
+        """Publish the run's ``end`` event (after its own events); its id."""
+        channel, data = channel_of(run_id), {"status": status}
         if status == INTERRUPTED:
             logger.warning("run %s ended as interrupted", run_id)
+        if self._outbox is not None:  # after the run's own events, batched
+            return self._outbox.publish(channel, data, END)
+        return self.broker.publish(channel, data, event=END)
 
     # -- looking up, cancelling ----------------------------------------------
     def get(self, run_id: str) -> RunInfo | None:
@@ -390,6 +393,7 @@ class Runs:
             channel = channel_of(run_id)
             self.broker.keep_history(channel, _NO_TRIM)
             try:
-                self._send_end(run_id, INTERRUPTED)
+                end_id = self._publish_end(run_id, INTERRUPTED)
+                self._store.ended(run_id, end_id, self.ttl)
             finally:
                 self.broker.keep_history(channel, None)

@@ -100,6 +100,7 @@ class RunWriter:
         "_cancelled",
         "_send",
         "failed",
+        "end_id",
     )
 
     def __init__(
@@ -131,6 +132,8 @@ class RunWriter:
         self._send = send or _publish
         #: Why an earlier event of this run was not published (see outbox.py).
         self.failed: Exception | None = None
+        #: The ``end`` event's id, once published.
+        self.end_id: str | None = None
 
     @property
     def cancelled(self) -> bool:
