@@ -186,7 +186,9 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         wait_port(port, server, "gsse")
         seconds = args.warmup + args.window + 10
-        get_json(port, f"/start?runs={args.runs}&rate={args.rate}&seconds={seconds}", "POST")
+        get_json(
+            port, f"/start?runs={args.runs}&rate={args.rate}&seconds={seconds}", "POST"
+        )
         gen = Generator(port)
         opened = gen.command(f"open {args.runs} /follow 60", 60)
         time.sleep(args.warmup)
@@ -212,7 +214,8 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             "server_cpu_us_per_token": 1e6 * (cpu1 - cpu0) / max(tokens, 1),
             "server_cpu_share": (cpu1 - cpu0) / elapsed,
             "redis_cpu_us_per_token": (
-                None if redis0 is None or redis1 is None
+                None
+                if redis0 is None or redis1 is None
                 else 1e6 * (redis1 - redis0) / max(tokens, 1)
             ),
         }
