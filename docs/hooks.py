@@ -42,6 +42,7 @@ GUIDES = [
     ("Blocking code: the thread pool", "bridge.md"),
     ("Channels, replay and Redis", "channels.md"),
     ("Resumable runs", "runs.md"),
+    ("Presence and delivery counts", "presence.md"),
     ("The Python client", "client.md"),
     ("The browser: gsse.js", "browser.md"),
     ("Command line", "cli.md"),
@@ -72,6 +73,11 @@ OPTIONAL_REFERENCE = [
     ("Testing your app", "gsse.testing.read_events"),
 ]
 
+# mkdocstrings options per object: members a class inherits from a mixin.
+REFERENCE_OPTIONS = {
+    "gsse.Broker": "    options:\n      inherited_members: [presence, subscribers]\n",
+}
+
 
 def on_config(config: Any, **kwargs: Any) -> Any:
     docs = Path(config["docs_dir"])
@@ -99,5 +105,5 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
         if _exists(dotted):
             if f"## {heading}\n" not in "\n".join(extra):
                 extra.append(f"## {heading}\n")
-            extra.append(f"::: {dotted}\n")
+            extra.append(f"::: {dotted}\n{REFERENCE_OPTIONS.get(dotted, '')}")
     return markdown.replace("<!-- optional-reference -->", "\n".join(extra))

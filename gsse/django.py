@@ -216,16 +216,21 @@ def subscribe(
     retry: int | None = None,
     ping: float | None = None,
     send_timeout: float | None = None,
+    presence: dict[str, Any] | None = None,
+    presence_events: bool = False,
 ) -> HttpResponse:
     """A Django response that streams the events published to ``channels``.
 
     A client that reconnects with ``Last-Event-ID`` first gets what it
-    missed (see :class:`gsse.Broker`).
+    missed (see :class:`gsse.Broker`); ``presence`` and ``presence_events``
+    are :meth:`gsse.Broker.subscriber`'s.
 
     .. versionadded:: 0.2
     """
     return stream(
-        broker.subscriber(*channels),
+        broker.subscriber(
+            *channels, presence=presence, presence_events=presence_events
+        ),
         headers=headers,
         retry=retry,
         ping=ping,

@@ -30,7 +30,12 @@ from .wire import encode_retry
 class SupportsSubscribe(Protocol):
     """Anything that streams channels to a writer, such as :class:`gsse.Broker`."""
 
-    def subscriber(self, *channels: str) -> StreamCallback: ...
+    def subscriber(
+        self,
+        *channels: str,
+        presence: dict[str, Any] | None = ...,
+        presence_events: bool = ...,
+    ) -> StreamCallback: ...
 
 
 class SupportsFollow(Protocol):
@@ -138,17 +143,37 @@ class Event:
             callback, blocking=blocking, retry=self._retry, settings=self._settings
         )
 
-    def subscribe(self, broker: SupportsSubscribe, *channels: str) -> None:
+    def subscribe(
+        self,
+        broker: SupportsSubscribe,
+        *channels: str,
+        presence: dict[str, Any] | None = None,
+        presence_events: bool = False,
+    ) -> None:
         """Stream the events published to ``channels`` (instead of a callback).
 
         A client that reconnects with ``Last-Event-ID`` first gets what it
         missed. See :class:`gsse.Broker`.
 
+        :param presence: this stream's entry in ``broker.presence(channel)``
+            (a JSON-serialisable dict), or ``None``: anonymous, only counted
+            by ``broker.subscribers(channel)``.
+        :param presence_events: send this stream ``event: join`` and
+            ``event: leave`` (data: a member's dict as JSON), first a ``join``
+            for every member already there; one channel only.
+
         :raises gsse.brokers.frames.ChannelRefused: a bad or missing channel
             name, or too many channels: a ``ValueError`` or ``TypeError``
             that is also a werkzeug ``BadRequest``, so the client gets ``400``.
         """
-        self.set_stream_callback(broker.subscriber(*channels))
+        if presence is None and not presence_events:
+            self.set_stream_callback(broker.subscriber(*channels))
+            return
+        self.set_stream_callback(
+            broker.subscriber(
+                *channels, presence=presence, presence_events=presence_events
+            )
+        )
 
     def follow(self, runs: SupportsFollow, run_id: str) -> None:
         """Stream the run ``run_id`` of ``runs`` (a :class:`gsse.Runs`).

@@ -71,7 +71,12 @@ def test_subscribing_without_publishing_leaves_nothing_in_redis(
     redis_server: RedisServer,  # noqa: F811
     brokers: list[RedisBroker],  # noqa: F811
 ) -> None:
-    """Streams on 300 never-published channels (any header) write no key."""
+    """Streams on 300 never-published channels leave only counts, which expire.
+
+    A stream's only trace is its process's count on each channel (for
+    ``broker.subscribers``) and the process's liveness key, all with a TTL;
+    once the streams end, only the liveness key is left, and it expires.
+    """
     broker = make_broker(brokers, redis_server.url)
     port = serve(make_app(broker)).port
     names = NAMES + [f"anon-{i}" for i in range(300)]
@@ -83,12 +88,20 @@ def test_subscribing_without_publishing_leaves_nothing_in_redis(
     streams.append(RawStream(port, sub_path("m1", "m2"), timeout=30))
     try:
         assert wait_until(lambda: all(live(broker, n) == 1 for n in names), 30)
-        assert keys_in(redis_server) == {}
+        expected = {f"gsse:count:{name}".encode() for name in [*names, "m1", "m2"]}
+        assert wait_until(lambda: set(keys_in(redis_server)) >= expected, 30)
+        assert all(ttl > 0 for ttl in keys_in(redis_server).values())
+        assert {k.split(b":")[1] for k in keys_in(redis_server)} == {
+            b"count",
+            b"alive",
+        }
     finally:
         for stream in streams:
             stream.close()
     assert wait_until(lambda: broker.followed_channels() == 0, timeout=10)
-    assert keys_in(redis_server) == {}
+    assert wait_until(lambda: len(keys_in(redis_server)) == 1, timeout=30)
+    ((key, ttl),) = keys_in(redis_server).items()
+    assert key.startswith(b"gsse:alive:") and ttl > 0
 
 
 def test_publish_keeps_one_trimmed_stream_and_tokens_that_expire(

@@ -81,3 +81,33 @@ def test_readme_example_stops_at_once_on_ctrl_c(tmp_path: Path) -> None:
             assert stream.ended and not stream.cut
         assert proc.wait(30) == 0, proc.log
     assert "still open after the grace period" not in proc.log
+
+
+def test_presence_docs_and_reference_use_the_contract_names() -> None:
+    """docs/presence.md and the API reference name issue 20's calls exactly."""
+    import inspect
+
+    import gsse
+    from gsse import Event
+
+    page = (REPO / "docs" / "presence.md").read_text(encoding="utf-8")
+    for name in (
+        'event.subscribe(broker, "room", presence={...})',
+        'broker.stream("room", presence=..., presence_events=...)',
+        'broker.presence("room")',
+        'broker.subscribers("room")',
+        "presence_events=True",
+        'broker.publish("room", data, return_delivery=True)',
+        "presence_ttl",
+        "event: join",
+        "event: leave",
+    ):
+        assert name in page, name
+    hooks = (REPO / "docs" / "hooks.py").read_text(encoding="utf-8")
+    assert "inherited_members: [presence, subscribers]" in hooks
+    assert {"presence", "presence_events"} <= set(
+        inspect.signature(Event.subscribe).parameters
+    )
+    assert "return_delivery" in inspect.signature(gsse.Broker.publish).parameters
+    for method in (gsse.Broker.presence, gsse.Broker.subscribers):
+        assert method.__doc__ and "every process" in method.__doc__

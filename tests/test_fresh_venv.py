@@ -179,6 +179,7 @@ STREAMS: dict[str, tuple[str, str]] = {
     "progress": ("/job?steps=2", "progress"),
     "dashboard": ("/metrics/stream", "sample"),
     "chat": ("/rooms/lobby/events", "chat"),
+    "online": ("/rooms/lobby/events?name=ann", "join"),
     "flask_legacy": ("/feed", "order"),
     "redis_workers": ("/board", "hello"),
     "secure": ("/events", "time"),

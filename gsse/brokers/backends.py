@@ -12,10 +12,16 @@ from typing import Any
 from .base import Broker
 from .base import register_backend
 from .memory import MemoryBroker
+from .presence import check_presence_ttl
 
 
 def memory_backend(url: str, options: dict[str, Any]) -> Broker:
-    """``memory://``: one process; takes every history bound as a keyword."""
+    """``memory://``: one process; takes every history bound as a keyword.
+
+    ``presence_ttl`` is checked and ignored: nothing outlives the process.
+    """
+    if "presence_ttl" in options:
+        check_presence_ttl(options.pop("presence_ttl"))
     return MemoryBroker(**options)
 
 
@@ -25,13 +31,13 @@ def redis_backend(url: str, options: dict[str, Any]) -> Broker:
     # before ``monkey.patch_all()``.
     from .redis import RedisBroker
 
-    extra = sorted(set(options) - {"history"})
+    extra = sorted(set(options) - {"history", "presence_ttl"})
     if extra:
         raise TypeError(
             f"redis:// brokers take no {', '.join(extra)} option: Redis"
             " bounds history per channel (history=) and by its maxmemory"
         )
-    return RedisBroker(url, history=options.get("history", 1000))
+    return RedisBroker(url, **options)
 
 
 register_backend("memory", memory_backend)

@@ -12,10 +12,9 @@ import os
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
-from urllib.parse import urlencode
+from typing import Literal
+from typing import overload
 from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 import gevent
 from gevent.monkey import get_original
@@ -30,6 +29,12 @@ from ..writer import hand_over
 from .frames import check_channel
 from .frames import check_channels
 from .frames import encode_body
+from .presence import ChannelPresence
+from .presence import check_presence_events
+from .presence import encode_presence
+from .urls import URL_OPTIONS as URL_OPTIONS
+from .urls import check_memory_url
+from .urls import split_options
 
 #: The environment variable ``gsse run --broker`` sets.
 BROKER_ENV = "GSSE_BROKER"
@@ -48,19 +53,6 @@ DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 
 #: The most channels one stream may follow by default.
 DEFAULT_MAX_CHANNELS = 100
-
-#: Broker options a URL's query may carry (``memory://?history=50``), each
-#: read as an int (``history_idle_ttl`` as seconds, a float); gsse removes
-#: them before the URL reaches the backend.
-URL_OPTIONS = (
-    "history",
-    "max_event_size",
-    "max_channels",
-    "max_history_events",
-    "max_history_bytes",
-    "history_idle_ttl",
-)
-_FLOAT_OPTIONS = frozenset({"history_idle_ttl"})
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
@@ -92,48 +84,6 @@ def _check_history(history: Any) -> int:
     return history
 
 
-def split_options(url: str) -> tuple[str, dict[str, Any]]:
-    """The URL without gsse's query options, and those options as numbers."""
-    parts = urlsplit(url)
-    options: dict[str, Any] = {}
-    rest: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name not in URL_OPTIONS:
-            rest.append((name, value))
-            continue
-        if name in options:
-            raise ValueError(f"broker URL option {name} is given twice: {url!r}")
-        try:
-            options[name] = float(value) if name in _FLOAT_OPTIONS else int(value)
-        except ValueError:
-            kind = "a number of seconds" if name in _FLOAT_OPTIONS else "an integer"
-            raise ValueError(
-                f"broker URL option {name}={value!r} must be {kind}: {url!r}"
-            ) from None
-    if not options:
-        return url, options
-    return urlunsplit(parts._replace(query=urlencode(rest))), options
-
-
-def check_memory_url(url: str, whole: str) -> None:
-    """Refuse what a ``memory://`` URL would otherwise ignore (a typo'd option).
-
-    :param url: the URL without gsse's own options; ``whole``: as given.
-    """
-    parts = urlsplit(url)
-    if parts.query:
-        unknown = sorted({name for name, _ in parse_qsl(parts.query, True)})
-        raise ValueError(
-            f"unknown memory:// option {', '.join(unknown) or parts.query!r} in"
-            f" {whole!r}; the options are {', '.join(URL_OPTIONS)}"
-        )
-    if parts.netloc or parts.path.strip("/") or parts.fragment:
-        raise ValueError(
-            f"memory:// takes no host or path, got {whole!r}; write memory:// or"
-            " memory://?history=100"
-        )
-
-
 #: The real thread id (monkey-patching makes ``threading.get_ident`` per greenlet).
 thread_ident = get_original("_thread", "get_ident")
 
@@ -148,7 +98,7 @@ def loop_of(writer: SSEWriter) -> tuple[Any, int]:
     return writer._hub, writer._loop_thread
 
 
-class Broker:
+class Broker(ChannelPresence):
     """Channels that streams subscribe to, with history for replay.
 
     Create one with :meth:`from_url`; publish with :meth:`publish`; stream
@@ -228,7 +178,9 @@ class Broker:
             (default 100); a stream asking for more gets ``400``.
         :param options: ``memory://`` only: ``max_history_events``,
             ``max_history_bytes`` and ``history_idle_ttl`` (see
-            :class:`~gsse.brokers.memory.MemoryBroker`).
+            :class:`~gsse.brokers.memory.MemoryBroker`); for both:
+            ``presence_ttl``, seconds before the presence entries of a
+            process that died without a goodbye expire on Redis (default 30).
         :raises ValueError: an unknown URL scheme or a bad option.
         :raises TypeError: an unknown option.
         :raises ImportError: ``redis://`` without the ``redis`` package
@@ -262,12 +214,41 @@ class Broker:
         broker.set_limits(**limits)
         return broker
 
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    @overload
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: Literal[False] = False,
+    ) -> str: ...
+    @overload
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: Literal[True],
+    ) -> tuple[str, int]: ...
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: bool = False,
+    ) -> Any:
         """Send an event to every subscriber of ``channel``; keep it for replay.
 
         :param channel: the channel's name (printable text).
         :param data: ``str``, ``bytes`` (UTF-8) or any JSON-serialisable value.
         :param event: the event type (``None``: the browser's ``message``).
+        :param return_delivery: return ``(id, n)``: ``n`` live streams, in this
+            process and the others, were handed the event (on Redis: those
+            counted within ``publish_timeout``, a lower bound when a process
+            is slow). ``0``: nobody was listening (send an e-mail instead).
         :returns: the event's id, which is also its id on the wire.
         :raises ValueError: a bad channel name or event type, no data, or an
             event larger than ``max_event_size``.
@@ -304,8 +285,19 @@ class Broker:
             )
         return raw
 
-    def subscriber(self, *channels: str) -> StreamCallback:
+    def subscriber(
+        self,
+        *channels: str,
+        presence: dict[str, Any] | None = None,
+        presence_events: bool = False,
+    ) -> StreamCallback:
         """A stream callback that streams ``channels`` to its writer.
+
+        :param presence: this stream's entry in :meth:`presence` (any
+            JSON-serialisable dict), or ``None``: anonymous, only counted.
+        :param presence_events: send this stream ``event: join`` and
+            ``event: leave`` with a member's dict as JSON data, first for
+            every member already there (one channel only; never replayed).
 
         ``event.subscribe(broker, ...)`` uses it; call it yourself to send
         something first and then follow the channels.
@@ -320,6 +312,10 @@ class Broker:
             that is not a ``str``.
         """
         names = check_channels(channels, self.max_channels)
+        member = (
+            encode_presence(presence),
+            check_presence_events(presence_events, names),
+        )
 
         def subscribe(writer: SSEWriter) -> None:
             hub, loop_thread = loop_of(writer)
@@ -327,10 +323,10 @@ class Broker:
                 # Called from a thread-pool callback: subscriptions live in
                 # the event loop, so start this one there and return.
                 hub.loop.run_callback_threadsafe(
-                    gevent.spawn, self._follow, writer, names
+                    gevent.spawn, self._follow, writer, names, member
                 )
                 return
-            self._follow(writer, names)
+            self._follow(writer, names, member)
 
         subscribe.__qualname__ = f"{type(self).__name__}.subscriber{names!r}"
         return subscribe
@@ -342,6 +338,8 @@ class Broker:
         retry: int | None = None,
         ping: float | None = None,
         send_timeout: float | None = None,
+        presence: dict[str, Any] | None = None,
+        presence_events: bool = False,
     ) -> Response:
         """A response that streams ``channels``; return it from any WSGI view.
 
@@ -349,9 +347,13 @@ class Broker:
         :param retry: the client's reconnection time in ms, sent first.
         :param ping: seconds of idleness before a keep-alive comment.
         :param send_timeout: see :func:`gsse.stream`.
+        :param presence: :meth:`subscriber`'s.
+        :param presence_events: :meth:`subscriber`'s.
         """
         return sse_stream(
-            self.subscriber(*channels),
+            self.subscriber(
+                *channels, presence=presence, presence_events=presence_events
+            ),
             headers=headers,
             retry=retry,
             ping=ping,
@@ -370,15 +372,23 @@ class Broker:
         """
         raise NotImplementedError
 
-    def _follow(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
+    def _follow(
+        self,
+        writer: SSEWriter,
+        channels: tuple[str, ...],
+        member: tuple[str | None, bool] = (None, False),
+    ) -> None:
         """In the event loop: subscribe, and let a shutdown end the stream.
 
         A subscription has nothing to finish, so a graceful shutdown closes
         it at once instead of after the grace period; the client resumes
         from ``Last-Event-ID`` when it reconnects.
         """
-        writer._registry.end_at_shutdown(transport_of(writer))
+        transport = transport_of(writer)
+        writer._registry.end_at_shutdown(transport)
         self._subscribe(writer, channels)
+        # Counted once live (its replay sent), so "1" means it gets the next.
+        self._members().join(transport, channels, *member)
 
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
         raise NotImplementedError

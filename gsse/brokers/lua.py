@@ -22,15 +22,18 @@ redis_reader.py).
 from __future__ import annotations
 
 #: KEYS: stream, token; ARGV: history, encoded event, token lifetime (s),
-#: notify channel, channel name. Returns the new entry's id.
+#: notify channel, channel name, then optional extra entry fields as name,
+#: value pairs (``d``: where to report deliveries, see delivery_redis.py).
+#: Returns the new entry's id.
 PUBLISH = """
 local done = redis.call('GET', KEYS[2])
 if done then return done end
 local previous = '0-0'
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #newest > 0 then previous = newest[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*',
-                      'r', ARGV[2], 'p', previous)
+local fields = {'r', ARGV[2], 'p', previous}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', unpack(fields))
 redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return id

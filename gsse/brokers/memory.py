@@ -43,6 +43,7 @@ from .fanout import fan_out
 from .fanout import requested_positions
 from .frames import Frame
 from .frames import Key
+from .presence import delivered
 
 #: Defaults of the totals across channels, and of the idle time.
 DEFAULT_MAX_HISTORY_EVENTS = 100_000
@@ -188,13 +189,20 @@ class MemoryBroker(Broker):
             channel = self._channels[name] = _Channel(name, self._next_key())
         return channel
 
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: bool = False,
+    ) -> Any:
         raw = self._encode(channel, data, event)
         if self._hub is not None and thread_ident() != self._loop_thread:
-            return call_in_loop(self._hub, self._publish, channel, raw)
-        return self._publish(channel, raw)
+            return call_in_loop(self._hub, self._publish, channel, raw, return_delivery)
+        return self._publish(channel, raw, return_delivery)
 
-    def _publish(self, name: str, raw: bytes) -> str:
+    def _publish(self, name: str, raw: bytes, return_delivery: bool = False) -> Any:
         now = _monotonic()
         self._expire(now)
         channel = self._channel(name)
@@ -211,8 +219,11 @@ class MemoryBroker(Broker):
         else:
             self._recent[name] = channel
             self._bytes += CHANNEL_OVERHEAD + len(name)
+        handed = 0
         if channel.subscribers:
             fan_out(channel.subscribers, frame)
+            if return_delivery:
+                handed = delivered(channel.subscribers, frame)
             # Kept once, without the copy carrying its id (rebuilt on replay).
             frame._single = None
         if len(history) > self.history_of.get(name, self.history):
@@ -222,7 +233,7 @@ class MemoryBroker(Broker):
             or self._bytes > self.max_history_bytes
         ):
             self._trim(next(iter(self._recent.values())))
-        return frame.id
+        return (frame.id, handed) if return_delivery else frame.id
 
     def _trim(self, channel: _Channel) -> None:
         """Drop ``channel``'s oldest event; resuming from it stays possible."""

@@ -6,8 +6,9 @@ Design (see docs/channels.md for the why):
   one Lua script (lua.py): ``XADD`` with an exact ``MAXLEN`` of ``history``,
   so the Stream *is* the history, and its entry id (``ms-seq``) is the event
   id. Each entry also records the id before it, so the oldest entry tells
-  the newest trimmed id (the floor). Only publishing writes to Redis:
-  subscribing reads, and leaves nothing behind.
+  the newest trimmed id (the floor). Only publishing writes history:
+  subscribing reads it, and writes only presence counts that expire
+  (presence_redis.py).
 - A ``Last-Event-ID`` is resumable exactly when it lies between the floor
   and the newest id, and the check and the replay read are one atomic
   script, so trimming cannot slip between them.
@@ -29,8 +30,8 @@ under the gsse server's event loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,12 +46,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 import gevent
 
-from ..exceptions import BrokerUnavailable
 from ..exceptions import CloseReason
 from ..metrics import STATS
 from ..writer import SSEWriter
 from .base import Broker
 from .base import transport_of
+from .delivery_redis import DeliveryReports
+from .delivery_redis import wait_delivery
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import requested_positions
@@ -59,9 +61,14 @@ from .frames import Key
 from .frames import format_id
 from .lua import PUBLISH
 from .lua import STATE
+from .presence_redis import PRESENCE_TTL
+from .presence_redis import RedisPresence
+from .presence_redis import check_presence_ttl
 from .redis_pool import MAX_CONNECTIONS
 from .redis_pool import WAIT_SECONDS
 from .redis_pool import BoundedPool
+from .redis_publish import REPLY_TIMEOUT as REPLY_TIMEOUT
+from .redis_publish import publish_encoded
 from .redis_reader import BACKOFF_FIRST
 from .redis_reader import BACKOFF_MAX
 from .redis_reader import UNAVAILABLE
@@ -73,8 +80,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a publish keeps retrying while Redis is unreachable.
 PUBLISH_TIMEOUT = 5.0
-#: Seconds a command may wait for its reply.
-REPLY_TIMEOUT = 5.0
 #: Seconds of silence after which the pub/sub connection is checked (PING).
 HEALTH_CHECK_SECONDS = 10
 
@@ -106,8 +111,10 @@ class RedisBroker(Broker):
         history: int = 1000,
         publish_timeout: float = PUBLISH_TIMEOUT,
         prefix: str = "gsse",
+        presence_ttl: float = PRESENCE_TTL,
     ) -> None:
         super().__init__(history=history)
+        self.presence_ttl = check_presence_ttl(presence_ttl)
         if isinstance(publish_timeout, bool) or not isinstance(
             publish_timeout, (int, float)
         ):
@@ -160,6 +167,30 @@ class RedisBroker(Broker):
         )
         #: A new stream is waiting for Redis (log that once, not per stream).
         self._waiting = False
+        self._listen_kwargs = {
+            "max_connections": 1,
+            "socket_timeout": HEALTH_CHECK_SECONDS + REPLY_TIMEOUT,
+            "health_check_interval": HEALTH_CHECK_SECONDS,
+            **common,
+        }
+        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
+        self._reader.deliveries = DeliveryReports(
+            self._client, lambda: self._members_redis().proc, lifetime
+        )
+
+    def _make_presence(self) -> RedisPresence:
+        listen_pool = redis.ConnectionPool.from_url(self.url, **self._listen_kwargs)
+        return RedisPresence(
+            self._client,
+            redis.Redis(connection_pool=listen_pool),
+            self._prefix,
+            self.presence_ttl,
+        )
+
+    def _members_redis(self) -> RedisPresence:
+        store = self._members()
+        assert isinstance(store, RedisPresence)
+        return store
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where} channels={len(self._reader.subscribers)}>"
@@ -181,9 +212,17 @@ class RedisBroker(Broker):
         return self._stream_prefix + channel.encode()
 
     # -- publishing ----------------------------------------------------------
-    def publish(self, channel: str, data: Any, *, event: str | None = None) -> str:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event: str | None = None,
+        return_delivery: bool = False,
+    ) -> Any:
         raw = self._encode(channel, data, event)
-        return self._publish_encoded([(channel, raw)], repr(channel))[0]
+        items = [(channel, raw)]
+        return publish_encoded(self, items, repr(channel), return_delivery)[0]
 
     def publish_many(self, events: list[tuple[str, Any, str | None]]) -> list[str]:
         """Publish ``(channel, data, event)`` items in order, in one round trip.
@@ -198,69 +237,34 @@ class RedisBroker(Broker):
         ]
         if not encoded:
             return []
-        return self._publish_encoded(encoded, f"{len(encoded)} events")
-
-    def _publish_encoded(self, items: list[tuple[str, bytes]], what: str) -> list[str]:
-        """Run the publish script for each item, retrying while Redis is away."""
-        tokens = [
-            f"{self._prefix}:published:{os.urandom(12).hex()}".encode() for _ in items
-        ]
-        deadline = time.monotonic() + self.publish_timeout
-        # The token must outlive every retry (each may wait for its reply).
-        lifetime = int(self.publish_timeout + 2 * REPLY_TIMEOUT) + 1
-        delay = BACKOFF_FIRST / 2
-        first = True
-        while True:
-            try:
-                if len(items) == 1:
-                    (channel, raw), token = items[0], tokens[0]
-                    replies = [self._run_publish(channel, raw, token, lifetime)]
-                else:
-                    pipe = self._client.pipeline(transaction=False)
-                    for (channel, raw), token in zip(items, tokens, strict=True):
-                        self._run_publish(channel, raw, token, lifetime, client=pipe)
-                    replies = pipe.execute()
-                return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
-            except UNAVAILABLE as exc:
-                STATS.broker_errors += 1
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    logger.error(
-                        "publishing to channel %s failed: Redis at %s did not"
-                        " answer for %.1f s (%s)",
-                        what,
-                        self.where,
-                        self.publish_timeout,
-                        exc,
-                    )
-                    raise BrokerUnavailable(
-                        f"Redis at {self.where} did not answer for"
-                        f" {self.publish_timeout:g} s ({exc}); the event to channel"
-                        f" {what} was not published. Check that Redis is up"
-                        " and reachable, then publish again."
-                    ) from None
-                logger.log(
-                    logging.WARNING if first else logging.DEBUG,
-                    "publishing to channel %s: Redis at %s is unreachable (%s);"
-                    " retrying for up to %.1f s",
-                    what,
-                    self.where,
-                    exc,
-                    remaining,
-                )
-                first = False
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, BACKOFF_MAX / 4)
+        return publish_encoded(self, encoded, f"{len(encoded)} events")
 
     def _run_publish(
-        self, channel: str, raw: bytes, token: bytes, lifetime: int, client: Any = None
+        self,
+        channel: str,
+        raw: bytes,
+        token: bytes,
+        lifetime: int,
+        report: bytes | None = None,
+        client: Any = None,
     ) -> Any:
         """One attempt of a publish (the script; ``token`` makes it idempotent)."""
         keys = [self._stream_key(channel), token]
         history = self.history_of.get(channel, self.history)
         args: list[bytes | int] = [history, raw, lifetime, self._notify]
         args.append(channel.encode())
+        if report is not None:
+            args += [b"d", report]
         return self._publish(keys=keys, args=args, client=client)
+
+    def _delivery(self, channel: str, report: bytes, deadline: float) -> int:
+        """Streams that processes report ``report``'s event was handed to."""
+        store, timeout = self._members_redis(), deadline - time.monotonic()
+        try:
+            expected = partial(store.reporters, channel)
+            return wait_delivery(self._client, report, expected, timeout)
+        except UNAVAILABLE:
+            return 0  # published; the count is a lower bound (see the docs)
 
     # -- subscribing ---------------------------------------------------------
     def _subscribe(self, writer: SSEWriter, channels: tuple[str, ...]) -> None:
@@ -358,6 +362,8 @@ class RedisBroker(Broker):
                 self._reader.forget(channel)
 
     def close(self) -> None:
+        if self._presence_store is not None:
+            self._presence_store.close()
         self._reader.close()
         self._client.close()
         self._pool.disconnect()

@@ -30,6 +30,7 @@ import redis
 from gevent.event import Event as GeventEvent
 
 from ..metrics import STATS
+from .delivery_redis import DeliveryReports
 from .fanout import ChannelState
 from .fanout import Subscription
 from .fanout import fan_out
@@ -121,6 +122,8 @@ class ChannelReader:
         self._wake = GeventEvent()
         self._closed = False
         self._greenlets: list[gevent.Greenlet] = []
+        #: Counts of ``return_delivery`` publishes (set by the broker).
+        self.deliveries: DeliveryReports | None = None
 
     def follow(self, channel: str, position: Key) -> None:
         """Read ``channel`` from ``position`` on (it has a subscriber now)."""
@@ -328,6 +331,11 @@ class ChannelReader:
             subscribers = self.subscribers.get(channel)
             if subscribers:
                 fan_out(subscribers, frame)
+            report = fields.get(b"d") if self.deliveries is not None else None
+            if report is not None and self.deliveries is not None:
+                self.deliveries.handed(report, subscribers or (), frame)
+        if self.deliveries is not None:
+            self.deliveries.flush()
         if frame is not None:
             STATS.broker_lag = max(0.0, time.time() - frame.key[0] / 1000)
 

@@ -48,6 +48,7 @@ CASES = {
     "secure": Case("/events", "time", "bye", login=True),
     "chat": Case("/rooms/lobby/events", None, None),
     "assistant": Case("/runs/{id}", "token", None, ask={"question": "hi"}),
+    "online": Case("/rooms/lobby/events?name=ann", "join", None),
     "dashboard": Case("/metrics/stream", "sample", None),
     "flask_legacy": Case("/feed", None, None),
     "redis_workers": Case("/board", "hello", None, redis=True),
