@@ -12,15 +12,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 import gsse
 from gsse import Server
 from tests.apps.runs_app import make_app
-from tests.brokers.conftest import broker_url as broker_url  # noqa: F401
+from tests.brokers.conftest import REDIS
 from tests.brokers.conftest import make_broker as make_broker  # noqa: F401
 from tests.brokers.conftest import shared_redis as shared_redis  # noqa: F401
+from tests.brokers.conftest import shared_sentinel as shared_sentinel  # noqa: F401
 from tests.helpers import RawStream
 from tests.helpers import http_get
+from tests.redis_server import RedisServer
+from tests.redis_topology import SentinelServers
 
 MakeBroker = Callable[..., gsse.Broker]
 
@@ -47,6 +51,28 @@ def info(port: int, run_id: str) -> dict[str, Any] | None:
         return None
     assert status == 200, body
     return json.loads(body)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=REDIS),
+        pytest.param("redis-sentinel", marks=REDIS),
+    ]
+)
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The broker suite's backends but Redis Cluster, which gsse.Runs refuses."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "redis-sentinel":
+        sentinel: SentinelServers = request.getfixturevalue("shared_sentinel")
+        with sentinel.primary().client() as client:
+            client.flushdb()
+        return sentinel.url
+    server: RedisServer = request.getfixturevalue("shared_redis")
+    with redis.Redis.from_url(server.url) as client:
+        client.flushdb()
+    return server.url
 
 
 @pytest.fixture
