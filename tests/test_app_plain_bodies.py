@@ -41,7 +41,6 @@ def through_werkzeug(app: App) -> Any:
     """The same app, every answer built as a werkzeug Response."""
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        app.settings.apply_to(environ)
         return app.dispatch(Request(environ))(environ, start_response)
 
     return wsgi
