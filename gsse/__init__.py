@@ -11,6 +11,8 @@ from .event import Event as Event
 from .exceptions import BrokerUnavailable as BrokerUnavailable
 from .exceptions import ClientDisconnected as ClientDisconnected
 from .middleware import SSEMiddleware as SSEMiddleware
+from .runs import Run as Run
+from .runs import Runs as Runs
 from .server import Server as Server
 from .server import run as run
 from .static import static_file as static_file
@@ -34,6 +36,8 @@ __all__ = [
     "BrokerUnavailable",
     "ClientDisconnected",
     "Event",
+    "Run",
+    "Runs",
     "SSEMiddleware",
     "SSEResponse",
     "SSEWriter",

@@ -33,6 +33,7 @@ from .logsafe import escape
 from .settings import StreamSettings
 from .static import static_file
 from .static import static_response
+from .stream import REQUEST_ENVIRON
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -227,7 +228,16 @@ class App:
     ) -> Iterable[bytes]:
         view = view_of(environ) or HostView(None, StreamSettings())
         environ[HOST_KEY] = view.through(self.settings)
-        result = self._dispatch(Request(environ))
+        if REQUEST_ENVIRON.get() is environ:  # under SSEMiddleware: set already
+            result = self._dispatch(Request(environ))
+        else:
+            # What handlers call (gsse.stream, runs.start, runs.stream) finds
+            # the request's host here, as under the middleware.
+            token = REQUEST_ENVIRON.set(environ)
+            try:
+                result = self._dispatch(Request(environ))
+            finally:
+                REQUEST_ENVIRON.reset(token)
         if isinstance(result, Response):
             return result(environ, start_response)
         body, content_type = result

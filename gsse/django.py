@@ -35,7 +35,9 @@ from typing import Any
 from django.db import connections
 from django.http import HttpResponse
 from django.http import StreamingHttpResponse
+from werkzeug.wrappers import Response
 
+from .event import SupportsFollow
 from .event import SupportsSubscribe
 from .event import subscribe_options
 from .headers import check_headers
@@ -45,13 +47,14 @@ from .stream import SSE_HEADERS
 from .stream import SSEBody
 from .stream import StreamCallback
 from .stream import check_callback
+from .stream import header_text
 from .stream import prepare_stream
 from .writer import SSEWriter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["SSEStreamingHttpResponse", "stream", "subscribe"]
+__all__ = ["SSEStreamingHttpResponse", "follow", "stream", "subscribe"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +236,37 @@ def subscribe(
         broker.subscriber(
             *channels, **subscribe_options(presence, presence_events, snapshot)
         ),
+        headers=headers,
+        retry=retry,
+        ping=ping,
+        send_timeout=send_timeout,
+    )
+
+
+def follow(
+    runs: SupportsFollow,
+    run_id: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    retry: int | None = None,
+    ping: float | None = None,
+    send_timeout: float | None = None,
+) -> HttpResponse:
+    """A Django response that follows a run of :class:`gsse.Runs`.
+
+    Everything the run sent (or what follows ``Last-Event-ID``), its live
+    events, then ``event: end``; ``404`` for an unknown or expired run,
+    ``204`` for a client that already got the ``end``.
+
+    .. versionadded:: 0.3
+    """
+    environ = REQUEST_ENVIRON.get() or {}
+    last_event_id = header_text(environ.get("HTTP_LAST_EVENT_ID"))
+    answer = runs.answer(run_id, last_event_id)
+    if isinstance(answer, Response):
+        return _django_response(answer)
+    return stream(
+        answer,
         headers=headers,
         retry=retry,
         ping=ping,

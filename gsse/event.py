@@ -55,6 +55,14 @@ def subscribe_options(
     return options
 
 
+class SupportsFollow(Protocol):
+    """Anything that streams a run to a writer, such as :class:`gsse.Runs`."""
+
+    def answer(
+        self, run_id: str, last_event_id: str | None
+    ) -> Response | StreamCallback: ...
+
+
 class Event:
     """One request to a gsse handler.
 
@@ -64,7 +72,15 @@ class Event:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("request", "path_params", "_headers", "_retry", "_settings", "_body")
+    __slots__ = (
+        "request",
+        "path_params",
+        "_headers",
+        "_retry",
+        "_settings",
+        "_body",
+        "_answer",
+    )
 
     def __init__(self, request: Request, path_params: Mapping[str, Any]) -> None:
         self.request = request
@@ -73,6 +89,8 @@ class Event:
         self._retry: int | None = None
         self._settings: StreamSettings | None = None
         self._body: SSEBody | None = None
+        #: An answer instead of the stream (a run's 404 or 204).
+        self._answer: Response | None = None
 
     @property
     def last_event_id(self) -> str | None:
@@ -175,6 +193,29 @@ class Event:
             )
         )
 
+    def follow(self, runs: SupportsFollow, run_id: str) -> None:
+        """Stream the run ``run_id`` of ``runs`` (a :class:`gsse.Runs`).
+
+        Everything the run sent (or what follows ``Last-Event-ID``), then
+        its live events, then ``event: end``. An unknown or expired run is
+        answered ``404``; a client that already got the ``end`` (its
+        ``Last-Event-ID`` is the end's id), ``204``, which stops
+        ``EventSource``; ``503`` while the broker's Redis does not answer.
+        Calls :meth:`start_sse` first if the handler did not.
+        """
+        if not self.started:
+            self.start_sse()
+        if self._body is not None or self._answer is not None:
+            raise RuntimeError(
+                "follow() after a callback or follow() was already set for"
+                " this request; a stream has one source"
+            )
+        answer = runs.answer(run_id, self.last_event_id)
+        if isinstance(answer, Response):
+            self._answer = answer
+        else:
+            self.set_stream_callback(answer)
+
     def response(self) -> Response:
         """The SSE response this event describes (used by :class:`~gsse.App`).
 
@@ -183,6 +224,8 @@ class Event:
 
         :raises RuntimeError: :meth:`start_sse` was called but no callback set.
         """
+        if self._answer is not None:
+            return self._answer
         if self._body is None:
             raise RuntimeError(
                 "the handler called event.start_sse() but returned without"

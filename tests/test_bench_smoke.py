@@ -43,3 +43,25 @@ def test_quick_run_for_gsse(tmp_path: Path) -> None:
     assert results["ping"]["rps"] > 0
     assert results["fanout1"]["steps"][0]["delivered"] > 0
     assert results["ramp"]["first_events"] == results["ramp"]["clients"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_runs_load_runs_on_memory(tmp_path: Path) -> None:
+    """`bench/runs_load.py` starts runs, follows each, and reports a row."""
+    for tool in ("gcc", "make", "taskset"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"the benchmark needs {tool!r}, which is not installed")
+    subprocess.run(["make", "-C", str(BENCH), "ssegen"], check=True, timeout=60)
+    out = tmp_path / "runs.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "runs_load.py"), "--backends", "memory"]
+        + ["--runs", "20", "--rate", "10", "--warmup", "1", "--window", "2"]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["held"] == 20 and row["tokens_per_s"] > 0

@@ -29,6 +29,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.apps.django_site")
 django.setup()
 
 import gsse.django  # noqa: E402
+import gsse.runs  # noqa: E402
 from gsse import Server  # noqa: E402
 from gsse import SSEWriter  # noqa: E402
 from tests.apps import django_site  # noqa: E402
@@ -161,6 +162,35 @@ def test_subscribe_with_snapshot_sends_each_keys_newest_event_first(
     with RawStream(port, "/news?snapshot=1") as stream:
         messages = stream.events(2)
     assert [(m.id, m.data) for m in messages] == [(b1, "b1"), (a2, "a2")]
+
+
+def test_follow_streams_a_run_then_204_after_its_end_and_404_for_unknown(
+    site: Callable[..., int],
+) -> None:
+    """gsse.django.follow: the whole run then ``end``; 204 and 404 as documented."""
+    port = site()
+
+    def produce(writer: gsse.runs.RunWriter) -> None:
+        for word in ("a", "b", "c"):
+            writer.send_event(word, event="token")
+            gevent.sleep(0.01)
+
+    run = django_site.runs.start(produce)
+    with RawStream(port, f"/runs/{run.id}") as stream:
+        assert stream.status == 200
+        stream.read_to_end(30)
+        messages = stream.decoder.feed(stream.body)
+    assert [(m.event, m.data) for m in messages] == [
+        ("token", "a"),
+        ("token", "b"),
+        ("token", "c"),
+        ("end", '{"status":"done"}'),
+    ]
+    headers = {"Last-Event-ID": messages[-1].id, "Connection": "close"}
+    with RawStream(port, f"/runs/{run.id}", headers=headers) as stream:
+        assert stream.status == 204
+    with RawStream(port, "/runs/" + "x" * 22, headers={"Connection": "close"}) as r:
+        assert r.status == 404
 
 
 @pytest.mark.parametrize("blocking", ["0", "1"], ids=["greenlet", "pool thread"])

@@ -11,6 +11,8 @@ EXPECTED = [
     "BrokerUnavailable",
     "ClientDisconnected",
     "Event",
+    "Run",
+    "Runs",
     "SSEMiddleware",
     "SSEResponse",
     "SSEWriter",

@@ -184,6 +184,7 @@ STREAMS: dict[str, tuple[str, str]] = {
     "price_board": ("/prices", "price"),
     "redis_workers": ("/board", "hello"),
     "secure": ("/events", "time"),
+    "assistant": ("/runs/{id}", "token"),
 }
 
 
@@ -200,6 +201,9 @@ def read_event(name: str, port: int) -> str:
     if name == "secure":
         cookie = requests.get(f"{base}/login", timeout=10).cookies["session"]
         headers["Cookie"] = f"session={cookie}"
+    if name == "assistant":  # a question starts a run; its id names the stream
+        asked = requests.post(f"{base}/ask", data={"question": "hi"}, timeout=10)
+        path = path.format(id=asked.json()["id"])
     with RawStream(port, path, headers=headers, timeout=30) as stream:
         assert stream.status == 200
         if name == "chat":

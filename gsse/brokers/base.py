@@ -130,6 +130,22 @@ class Broker(ChannelPresence):
         self.history = _check_history(history)
         self.history_ttl = check_history_ttl(history_ttl)
         self.set_limits(max_event_size=max_event_size, max_channels=max_channels)
+        #: Channels that keep another number of events than ``history``
+        #: (see :meth:`keep_history`).
+        self.history_of: dict[str, int] = {}
+
+    def keep_history(self, channel: str, events: int | None) -> None:
+        """Let ``channel`` keep ``events`` events instead of ``history``.
+
+        For channels that must hold a whole bounded log, such as a run's
+        (:class:`gsse.Runs`): ``history`` is sized for chatty channels and
+        would cut it short. ``None`` goes back to ``history``. Only the
+        process that publishes to ``channel`` needs to say so.
+        """
+        if events is None:
+            self.history_of.pop(channel, None)
+        else:
+            self.history_of[channel] = check_count("events", events)
 
     def set_limits(
         self, *, max_event_size: int | None = None, max_channels: int | None = None
@@ -260,6 +276,18 @@ class Broker(ChannelPresence):
         :raises gsse.BrokerUnavailable: the backend stayed unreachable.
         """
         raise NotImplementedError
+
+    def publish_many(self, events: list[tuple[str, Any, str | None]]) -> list[str]:
+        """Publish ``(channel, data, event)`` items in order; their ids.
+
+        Backends with a network round trip per publish (Redis) send them
+        all at once. The checks and errors are :meth:`publish`'s.
+        """
+        for channel, data, event in events:  # all checked before any is sent
+            self._encode(channel, data, event)
+        return [
+            self.publish(channel, data, event=event) for channel, data, event in events
+        ]
 
     def _encode(self, channel: str, data: Any, event: str | None) -> bytes:
         """Check ``channel`` and encode the event once, within ``max_event_size``.

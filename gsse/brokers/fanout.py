@@ -21,6 +21,7 @@ event seen both in history and live is sent once.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -43,6 +44,20 @@ logger = logging.getLogger(__name__)
 
 #: Events a subscription buffers while its backend answers; more is a stall.
 MAX_PENDING = 100_000
+
+#: Streams whose next subscription ends them after an event type (see
+#: :func:`end_after`), as that event's first line.
+_END_AFTER: weakref.WeakKeyDictionary[Stream, bytes] = weakref.WeakKeyDictionary()
+
+
+def end_after(stream: Stream, event: str) -> None:
+    """Make ``stream``'s next subscription close it right after ``event: <event>``.
+
+    For streams that follow a log to its last event (a run's ``end``, see
+    :mod:`gsse.runs`). Said before the broker subscribes the stream, so the
+    brokers' ``_subscribe`` need not know; the replay is watched as well.
+    """
+    _END_AFTER[stream] = f"event: {event}\n".encode()
 
 
 class ChannelState(NamedTuple):
@@ -90,6 +105,7 @@ class Subscription:
         "snapshot",
         "backlog",
         "keyed",
+        "end_after",
     )
 
     def __init__(
@@ -103,7 +119,11 @@ class Subscription:
         self.channels = channels
         self.positions: list[Key] = [(0, 0)] * len(channels)
         self.index = {channel: i for i, channel in enumerate(channels)}
-        self.multi = len(channels) > 1
+        #: The first line of the event after which the stream ends, if any.
+        self.end_after = _END_AFTER.pop(stream, None)
+        # Several channels, or an event to watch for: delivered one by one
+        # (``deliver``), never in fan_out's broadcast, whose cost stays as is.
+        self.multi = len(channels) > 1 or self.end_after is not None
         #: Events that arrived before the replay was sent (None: live).
         self.pending: list[Frame] | None = []
         #: Channels this stream was sent a ``reset`` for (once each).
@@ -143,6 +163,8 @@ class Subscription:
             self.stream.send(payload, wait=False)
         except ClientDisconnected:
             return
+        if self.end_after is not None and frame.raw.startswith(self.end_after):
+            self.stream.close(CloseReason.CLOSED_BY_APP)
 
     def start(
         self,

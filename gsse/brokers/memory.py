@@ -256,7 +256,7 @@ class MemoryBroker(Broker):
                 handed = delivered(channel.subscribers, frame)
             # Kept once, without the copy carrying its id (rebuilt on replay).
             frame._single = None
-        if len(history) > self.history:
+        if len(history) > self.history_of.get(name, self.history):
             self._trim(channel)
         while (
             self._events > self.max_history_events

@@ -140,7 +140,9 @@ class RedisClusterBroker(RedisBroker):
         finally:
             self._cluster_reader.behind(channels)
 
-    def _call_publish(self, script: Any, keys: list[bytes], args: list[Any]) -> Any:
+    def _call_publish(
+        self, script: Any, keys: list[bytes], args: list[Any], client: Any = None
+    ) -> Any:
         # Every key is the channel's (one slot): the cluster client routes it.
         try:
             return script(keys=keys, args=args, client=self._nodes.client())

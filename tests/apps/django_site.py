@@ -47,6 +47,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 
 broker = gsse.Broker.from_url("memory://", history=10)
+runs = gsse.Runs(broker, ttl=60)
 
 #: What the callbacks saw, for the tests to inspect.
 seen: dict[str, Any] = {}
@@ -117,6 +118,10 @@ def publish(request: HttpRequest) -> HttpResponse:
     return HttpResponse(event_id)
 
 
+def follow_run(request: HttpRequest, run_id: str) -> HttpResponse:
+    return gsse.django.follow(runs, run_id, ping=0)
+
+
 def page(request: HttpRequest) -> HttpResponse:
     from django.middleware.csrf import get_token
 
@@ -142,6 +147,7 @@ urlpatterns = [
     path("publish", publish),
     path("page", page),
     path("forever", forever),
+    path("runs/<str:run_id>", follow_run),
 ]
 
 

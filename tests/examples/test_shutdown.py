@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.examples.support import example_command
 from tests.examples.support import example_names
@@ -36,6 +37,8 @@ class Case:
     goodbye: str | None
     login: bool = False
     redis: bool = False
+    #: A form to POST to ``/ask`` first; its JSON ``id`` fills ``{id}`` in path.
+    ask: dict[str, str] | None = None
 
 
 CASES = {
@@ -44,6 +47,7 @@ CASES = {
     "progress": Case("/job?steps=100", "progress", "stopped"),
     "secure": Case("/events", "time", "bye", login=True),
     "chat": Case("/rooms/lobby/events", None, None),
+    "assistant": Case("/runs/{id}", "token", None, ask={"question": "hi"}),
     "online": Case("/rooms/lobby/events?name=ann", "join", None),
     "dashboard": Case("/metrics/stream", "sample", None),
     "flask_legacy": Case("/feed", None, None),
@@ -63,6 +67,13 @@ def session_cookie(port: int) -> str:
         return login.headers["set-cookie"].split(";", 1)[0]
 
 
+def ask(port: int, form: dict[str, str]) -> str:
+    """POST ``form`` to the example's ``/ask``; the run id it answers."""
+    reply = requests.post(f"http://127.0.0.1:{port}/ask", data=form, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["id"])
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_ctrl_c_stops_the_example_at_once(name: str, tmp_path: Path) -> None:
@@ -78,7 +89,10 @@ def test_ctrl_c_stops_the_example_at_once(name: str, tmp_path: Path) -> None:
             extra += ["--broker", f"redis://127.0.0.1:{start_redis(procs)}/0"]
         proc, port = start_example(procs, name, *extra)
         headers = {"Cookie": session_cookie(port)} if case.login else {}
-        with RawStream(port, case.path, headers=headers, timeout=30) as stream:
+        path = case.path
+        if case.ask is not None:
+            path = path.format(id=ask(port, case.ask))
+        with RawStream(port, path, headers=headers, timeout=30) as stream:
             assert stream.status == 200
             if case.first is not None:
                 (message,) = stream.events(1, timeout=20)
