@@ -8,13 +8,10 @@ found by URL scheme (:func:`register_backend`, :mod:`gsse.brokers.backends`).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 from typing import Literal
 from typing import overload
-from urllib.parse import urlsplit
 
 import gevent
 from gevent.monkey import get_original
@@ -34,37 +31,17 @@ from .frames import encode_body
 from .presence import ChannelPresence
 from .presence import check_presence_events
 from .presence import encode_presence
+from .urls import BROKER_ENV as BROKER_ENV
 from .urls import URL_OPTIONS as URL_OPTIONS
-from .urls import check_memory_url
-from .urls import split_options
-
-#: The environment variable ``gsse run --broker`` sets.
-BROKER_ENV = "GSSE_BROKER"
-
-#: Builds a backend from its URL (without gsse's query options) and the
-#: options left once the limits are taken out.
-BackendFactory = Callable[[str, dict[str, Any]], "Broker"]
-
-#: URL scheme -> backend, filled by :mod:`gsse.brokers` (see
-#: :func:`register_backend`).
-_BACKENDS: dict[str, BackendFactory] = {}
-
+from .urls import BackendFactory as BackendFactory
+from .urls import build_from_url
+from .urls import register_backend as register_backend
 
 #: The largest event ``publish`` accepts by default (its encoded bytes).
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 
 #: The most channels one stream may follow by default.
 DEFAULT_MAX_CHANNELS = 100
-
-
-def register_backend(scheme: str, factory: BackendFactory) -> None:
-    """Let :meth:`Broker.from_url` build ``scheme://`` URLs with ``factory``.
-
-    The backends subclass :class:`Broker`, so this module must not import
-    them: :mod:`gsse.brokers.backends` registers them instead, when the
-    package is imported (which any import of a broker module does first).
-    """
-    _BACKENDS[scheme.lower()] = factory
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> int:
@@ -198,11 +175,6 @@ class Broker(ChannelPresence):
         :raises ImportError: ``redis://`` without the ``redis`` package
             (``pip install 'gsse[redis]'``).
         """
-        if url is None:
-            url = os.environ.get(BROKER_ENV) or "memory://"
-        if not isinstance(url, str):
-            raise TypeError(f"the broker URL must be a str, got {url!r}")
-        whole, (url, merged) = url, split_options(url)
         given = {
             "history": history,
             "max_event_size": max_event_size,
@@ -210,22 +182,7 @@ class Broker(ChannelPresence):
             "history_ttl": history_ttl,
             **options,
         }
-        merged.update({k: v for k, v in given.items() if v is not None})
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "memory":  # nothing else reads its URL: refuse leftovers
-            check_memory_url(url, whole)
-        backend = _BACKENDS.get(scheme)
-        limits = {
-            "max_event_size": merged.pop("max_event_size", None),
-            "max_channels": merged.pop("max_channels", None),
-        }
-        if backend is None:
-            raise ValueError(
-                f"unknown broker URL {url!r}: use memory:// or redis://host:6379/0"
-            )
-        broker = backend(url, merged)
-        broker.set_limits(**limits)
-        return broker
+        return build_from_url(url, given)
 
     @overload
     def publish(
