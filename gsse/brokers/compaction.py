@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import socket
 import time
-import unicodedata
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -50,6 +49,7 @@ from ..streams import Stream
 from ..transport import CORK_BYTES
 from .frames import Frame
 from .frames import Key
+from .frames import check_name
 from .frames import format_id
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (fanout imports this module)
@@ -81,18 +81,7 @@ def check_key(key: Any) -> str | None:
         raise TypeError(
             f"publish(key=...) must be a str or None, not {type(key).__name__}: {key!r}"
         )
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValueError(
-            f"publish(key=...) must be 1 to {MAX_KEY_LENGTH} characters, got"
-            f" {len(key)}: {key[:50]!r}"
-        )
-    for char in key:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError(
-                f"publish(key=...) must not contain control characters or lone"
-                f" surrogates (found {char!r}): {key!r}"
-            )
-    return key
+    return check_name(key, "publish(key=...)", MAX_KEY_LENGTH)
 
 
 def check_history_ttl(ttl: Any) -> float | None:

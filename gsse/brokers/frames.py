@@ -59,22 +59,30 @@ def check_channel(channel: Any) -> str:
     :raises TypeError: not a ``str``.
     :raises ValueError: empty, too long, or with a control character.
     """
-    if not isinstance(channel, str):
-        raise TypeError(
-            f"a channel name must be a str, not {type(channel).__name__}: {channel!r}"
-        )
-    if not channel or len(channel) > MAX_CHANNEL_LENGTH:
+    return check_name(channel, "a channel name", MAX_CHANNEL_LENGTH)
+
+
+def check_name(value: Any, what: str, max_length: int) -> str:
+    """``value`` if it is printable text of 1 to ``max_length`` characters.
+
+    :param what: how errors name it (``"a channel name"``).
+    :raises TypeError: not a ``str``.
+    :raises ValueError: empty, too long, or with a control character.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}: {value!r}")
+    if not value or len(value) > max_length:
         raise ValueError(
-            f"a channel name must be 1 to {MAX_CHANNEL_LENGTH} characters,"
-            f" got {len(channel)}: {channel[:50]!r}"
+            f"{what} must be 1 to {max_length} characters,"
+            f" got {len(value)}: {value[:50]!r}"
         )
-    for char in channel:
+    for char in value:
         if unicodedata.category(char) in ("Cc", "Cs"):
             raise ValueError(
-                f"a channel name must not contain control characters or lone"
-                f" surrogates (found {char!r}): {channel!r}"
+                f"{what} must not contain control characters or lone"
+                f" surrogates (found {char!r}): {value!r}"
             )
-    return channel
+    return value
 
 
 class ChannelRefused(BadRequest):
