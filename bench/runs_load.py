@@ -28,8 +28,6 @@ import json
 import os
 import select
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -99,31 +97,9 @@ def stats(event: Event) -> dict[str, Any]:
 
 
 # -- the driver (this process) -------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start on port {port} in 20 s")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+from benchprocs import free_port  # noqa: E402
+from benchprocs import stop  # noqa: E402
+from benchprocs import wait_port  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
