@@ -163,6 +163,19 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
         # into its quick shutdown.
         raise StopIteration
 
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        # gunicorn takes every queued signal at once, and the first shutdown
+        # signal ends its loop (StopIteration): a second SIGINT that arrived
+        # in the same wake-up was dropped, and with it the quick shutdown
+        # that stop() looks for in the queue. Put back what follows it.
+        signals: list[int] = super().wait_for_signals(timeout)
+        for index, signum in enumerate(signals):
+            if signum in SHUTDOWN_SIGNALS:
+                for later in signals[index + 1 :]:
+                    self.SIG_QUEUE.put_nowait(later)
+                return signals[: index + 1]
+        return signals
+
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
         self._halting = True
         super().halt(reason, exit_status)

@@ -407,15 +407,19 @@ def test_workers_second_sigint_exits_at_once(procs: Processes) -> None:
     proc = procs.gsse(
         "run", APP, "--port", "0", "--workers", "2", "--graceful-timeout", "600"
     )
-    streams = open_streams(proc.wait_ready(), "/stubborn", 1)
-    # 2. the first SIGINT starts a graceful shutdown of the workers
-    proc.send(signal.SIGINT)
-    proc.wait_log("shutting down")
-    # 3. the second one is gunicorn's quick shutdown
-    proc.send(signal.SIGINT)
-    assert proc.wait() in (0, 130)  # long before the 600 s grace period
-    assert "Quick shutdown requested" in proc.log
-    streams[0].close()
+    (stream,) = open_streams(proc.wait_ready(), "/stubborn", 1)
+    with stream:
+        # 2. the first SIGINT starts a graceful shutdown of the workers. Wait
+        # until the master has taken it: two signals that reach a process
+        # before its Python handler runs are one signal (a terminal's Ctrl-C
+        # reaches the workers too, whose own handlers count every one).
+        proc.send(signal.SIGINT)
+        proc.wait_log("Handling signal: int")
+        proc.wait_log("waiting up to 600.0 s for 1 open stream")
+        # 3. the second one is gunicorn's quick shutdown
+        proc.send(signal.SIGINT)
+        assert proc.wait() in (0, 130)  # long before the 600 s grace period
+        assert "Quick shutdown requested" in proc.log
 
 
 @pytest.mark.slow

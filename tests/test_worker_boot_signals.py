@@ -7,12 +7,14 @@ served on until the master killed it at the end of the graceful timeout.
 
 from __future__ import annotations
 
+import queue
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from gsse.workers import _Arbiter
 from tests.helpers import wait_until
 from tests.procs import free_port
 from tests.procs import processes
@@ -55,3 +57,21 @@ def test_a_signal_during_the_worker_boot_shuts_it_down(
         proc.send(sig)
         assert proc.wait(60) == 0, proc.log
     assert "shutting down" in proc.log
+
+
+def test_the_master_keeps_the_signals_after_a_shutdown_signal() -> None:
+    """Signals taken in the same wake-up as a shutdown signal stay queued.
+
+    gunicorn's loop reads every queued signal at once and the first shutdown
+    signal ends it, so a second SIGINT in that batch was dropped, and with it
+    the quick shutdown that the master's stop() looks for in the queue.
+    """
+    arbiter = _Arbiter.__new__(_Arbiter)
+    arbiter.SIG_QUEUE = queue.SimpleQueue()
+    for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGINT, signal.SIGHUP):
+        arbiter.SIG_QUEUE.put_nowait(signum)
+    # 1. the loop handles up to the first shutdown signal
+    assert arbiter.wait_for_signals(timeout=0.1) == [signal.SIGCHLD, signal.SIGINT]
+    # 2. the rest is still there, in order, for stop() to find
+    left = [arbiter.SIG_QUEUE.get_nowait() for _ in range(arbiter.SIG_QUEUE.qsize())]
+    assert left == [signal.SIGINT, signal.SIGHUP]
