@@ -18,7 +18,6 @@ from typing import TypeVar
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
-from werkzeug.routing import Map
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
@@ -30,6 +29,7 @@ from .host import HOST_KEY
 from .host import HostView
 from .host import view_of
 from .logsafe import escape
+from .routing import Routes
 from .settings import StreamSettings
 from .static import static_file
 from .static import static_response
@@ -144,7 +144,7 @@ class App:
                 f"static_path must start with '/' and not end with one, e.g."
                 f" '/_gsse', or be None; got {static_path!r}"
             )
-        self.url_map = Map()
+        self.url_map = Routes()
         self.handlers: dict[str, Handler] = {}
         self.settings = StreamSettings(ping=ping, send_timeout=send_timeout)
         self.static_path = static_path
@@ -194,34 +194,39 @@ class App:
 
     def dispatch(self, request: Request) -> Response:
         """Find and run the handler for ``request``; always return a response."""
-        result = self._dispatch(request)
+        result = self._dispatch(request.environ, request)
         if isinstance(result, Response):
             return result
         body, content_type = result
         return Response(body, content_type=content_type)
 
-    def _dispatch(self, request: Request) -> Response | tuple[bytes, str]:
-        prefix = f"{self.static_path}/"
-        if self.static_path is not None and request.path.startswith(prefix):
-            served = static_response(request, request.path[len(prefix) :])
-            if served is not None:
-                return served
-        adapter = self.url_map.bind_to_environ(request.environ)
+    def _dispatch(
+        self, environ: WSGIEnvironment, request: Request | None = None
+    ) -> Response | tuple[bytes, str]:
+        static_path = self.static_path
+        if static_path is not None and static_path in environ.get("PATH_INFO", ""):
+            request = request or Request(environ)
+            prefix = f"{static_path}/"
+            if request.path.startswith(prefix):
+                served = static_response(request, request.path[len(prefix) :])
+                if served is not None:
+                    return served
         try:
-            name, path_params = adapter.match()
+            name, path_params = self.url_map.lookup(environ)
             handler = self.handlers[name]
-            event = Event(request, path_params)
+            event = Event(request or environ, path_params)
             rv = handler(event)
             if event.started:
                 return event.response()
             return plain_body(rv) or make_response(rv, handler.__qualname__)
         except HTTPException as exc:
-            return exc.get_response(request.environ)
+            return exc.get_response(environ)
         except Exception:
+            request = request or Request(environ)
             logger.exception(
                 "handler for %s %s failed", request.method, escape(request.path, 200)
             )
-            return InternalServerError().get_response(request.environ)
+            return InternalServerError().get_response(environ)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -229,13 +234,13 @@ class App:
         view = view_of(environ) or HostView(None, StreamSettings())
         environ[HOST_KEY] = view.through(self.settings)
         if REQUEST_ENVIRON.get() is environ:  # under SSEMiddleware: set already
-            result = self._dispatch(Request(environ))
+            result = self._dispatch(environ)
         else:
             # What handlers call (gsse.stream, runs.start, runs.stream) finds
             # the request's host here, as under the middleware.
             token = REQUEST_ENVIRON.set(environ)
             try:
-                result = self._dispatch(Request(environ))
+                result = self._dispatch(environ)
             finally:
                 REQUEST_ENVIRON.reset(token)
         if isinstance(result, Response):

@@ -9,6 +9,7 @@ so that a mistake shows up at once, with a message saying what to do.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 
@@ -25,6 +26,9 @@ from .stream import check_callback
 from .stream import header_text
 from .stream import stream_refusal
 from .wire import encode_retry
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 class SupportsSubscribe(Protocol):
@@ -66,14 +70,19 @@ class SupportsFollow(Protocol):
 class Event:
     """One request to a gsse handler.
 
-    :param request: the request, a :class:`werkzeug.wrappers.Request`.
+    :param request: the request, a :class:`werkzeug.wrappers.Request`, or
+        its WSGI environ (the ``Request`` is then made when first asked for:
+        a handler that never looks at it does not pay for it).
     :param path_params: the route's variables, e.g. ``{"room": "lobby"}``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``request`` may be a WSGI environ.
     """
 
     __slots__ = (
-        "request",
+        "_request",
+        "environ",
         "path_params",
         "_headers",
         "_retry",
@@ -82,8 +91,16 @@ class Event:
         "_answer",
     )
 
-    def __init__(self, request: Request, path_params: Mapping[str, Any]) -> None:
-        self.request = request
+    def __init__(
+        self, request: Request | WSGIEnvironment, path_params: Mapping[str, Any]
+    ) -> None:
+        if isinstance(request, Request):
+            self._request: Request | None = request
+            #: The request's WSGI environ.
+            self.environ: WSGIEnvironment = request.environ
+        else:
+            self._request = None
+            self.environ = request
         self.path_params = dict(path_params)
         self._headers: Headers | None = None
         self._retry: int | None = None
@@ -93,9 +110,17 @@ class Event:
         self._answer: Response | None = None
 
     @property
+    def request(self) -> Request:
+        """The request, a :class:`werkzeug.wrappers.Request`."""
+        request = self._request
+        if request is None:
+            request = self._request = Request(self.environ)
+        return request
+
+    @property
     def last_event_id(self) -> str | None:
         """The ``Last-Event-ID`` request header (decoded as UTF-8), or ``None``."""
-        return header_text(self.request.headers.get("Last-Event-ID"))
+        return header_text(self.environ.get("HTTP_LAST_EVENT_ID"))
 
     @property
     def started(self) -> bool:
@@ -232,7 +257,7 @@ class Event:
                 " event.set_stream_callback(callback) or event.subscribe(...);"
                 " set one before returning"
             )
-        environ = self.request.environ
+        environ = self.environ
         refusal = stream_refusal(environ, self._body.blocking)
         if refusal is not None:
             return refusal

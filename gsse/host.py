@@ -88,7 +88,7 @@ class HostView:
     :param gates: the admission checks of the layers passed, outermost first.
     """
 
-    __slots__ = ("host", "settings", "gates")
+    __slots__ = ("host", "settings", "gates", "_last")
 
     def __init__(
         self,
@@ -99,11 +99,23 @@ class HostView:
         self.host = host
         self.settings = settings
         self.gates = gates
+        #: The last ``(settings, gate, view)`` of :meth:`through`: every
+        #: request of a server passes the same layers with the same settings.
+        self._last: tuple[StreamSettings, Gate | None, HostView] | None = None
 
     def through(self, settings: StreamSettings, gate: Gate | None = None) -> HostView:
         """This view, with a layer's ``settings`` laid over it (and its gate)."""
-        gates = self.gates if gate is None else (*self.gates, gate)
-        return HostView(self.host, settings.over(self.settings), gates)
+        last = self._last
+        if last is not None and last[0] is settings and last[1] is gate:
+            return last[2]
+        merged = settings.over(self.settings)
+        if gate is None and merged is self.settings:
+            view = self  # nothing added
+        else:
+            gates = self.gates if gate is None else (*self.gates, gate)
+            view = HostView(self.host, merged, gates)
+        self._last = (settings, gate, view)
+        return view
 
     def admit(self, environ: WSGIEnvironment) -> Response | None:
         """The first refusal of a gate, or ``None`` to let the stream start."""

@@ -58,13 +58,17 @@ class StreamSettings:
         """These settings, with ``base`` filling every field left ``None``."""
         if base is None:
             return self
-        values = {
-            f.name: getattr(self, f.name)
-            if getattr(self, f.name) is not None
-            else getattr(base, f.name)
-            for f in fields(self)
-        }
-        return StreamSettings(**values)
+        # Every request of an App passes here: no new object when nothing
+        # is laid over (the common case), and no dataclass introspection.
+        mine = [getattr(self, name) for name in _FIELD_NAMES]
+        if all(value is None for value in mine):
+            return base
+        return StreamSettings(
+            *(
+                value if value is not None else getattr(base, name)
+                for name, value in zip(_FIELD_NAMES, mine, strict=True)
+            )
+        )
 
     def resolved(self) -> ResolvedSettings:
         """Fill what is still unset with the documented defaults."""
@@ -77,6 +81,10 @@ class StreamSettings:
                 DEFAULT_BUFFER_SIZE if self.buffer_size is None else self.buffer_size
             ),
         )
+
+
+#: The fields of :class:`StreamSettings`, in order.
+_FIELD_NAMES = tuple(f.name for f in fields(StreamSettings))
 
 
 @dataclass(frozen=True, slots=True)

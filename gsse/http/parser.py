@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import httptools
 
-from ..framing import BodyFraming
+from ..framing import NO_BODY
 from ..framing import FramingError
 from ..framing import body_framing
 from ..framing import check_host
@@ -63,17 +63,34 @@ class Head:
         self.requestline = ""
 
 
+#: The fields that decide framing, host and keep-alive (lowercase): the
+#: checks below look at these only, not at every field again.
+_DECIDING = frozenset(
+    (
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "content-type",
+        "last-event-id",
+        "connection",
+        "expect",
+    )
+)
+
+
 class _Fields:
     """llhttp's callbacks: collect the fields, check framing at their end."""
 
-    __slots__ = ("fields", "version", "error", "framing", "max_count")
+    __slots__ = ("fields", "deciding", "version", "error", "framing", "max_count")
 
     def __init__(self, version: str, max_count: int) -> None:
         self.max_count = max_count
         self.fields: list[tuple[str, str]] = []
+        #: ``(lowercase name, value)`` of the fields in :data:`_DECIDING`.
+        self.deciding: list[tuple[str, str]] = []
         self.version = version
         self.error: FramingError | None = None
-        self.framing = BodyFraming()
+        self.framing = NO_BODY
 
     def on_header(self, name: bytes, value: bytes) -> None:
         fields = self.fields
@@ -81,14 +98,18 @@ class _Fields:
             self.error = FramingError(431, "the request has too many header lines")
             raise self.error
         # llhttp trims leading whitespace; trailing spaces and tabs are OWS.
-        fields.append((name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1")))
+        field = (name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1"))
+        fields.append(field)
+        lowered = field[0].lower()
+        if lowered in _DECIDING:
+            self.deciding.append((lowered, field[1]))
 
     def on_headers_complete(self) -> None:
         # Before llhttp's own checks of the framing: its 400 for an unknown
         # coding would hide the 501 gsse answers.
         try:
-            check_host(self.fields, self.version)
-            self.framing = body_framing(self.fields, self.version)
+            check_host(self.deciding, self.version)
+            self.framing = body_framing(self.deciding, self.version)
         except FramingError as exc:
             self.error = exc
             raise
@@ -137,13 +158,12 @@ def parse_head(data: bytes, max_header_count: int) -> Head:
             collector = _parse(data, request.version, max_header_count)
         except httptools.HttpParserInvalidMethodError as exc:
             raise FramingError(400, f"the request is malformed ({exc})") from None
-    fields = head.fields = collector.fields
+    head.fields = collector.fields
     framing = collector.framing
     head.length = framing.length
     head.chunked = framing.chunked
     tokens: set[str] = set()
-    for name, value in fields:
-        lowered = name.lower()
+    for lowered, value in collector.deciding:
         if lowered == "connection":
             # Every Connection line counts (a list may span several lines).
             tokens.update(t.strip(" \t").lower() for t in value.split(","))
