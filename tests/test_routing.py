@@ -22,12 +22,12 @@ from gsse.routing import Routes
 def rules() -> list[Rule]:
     return [
         Rule("/", endpoint="index"),
-        Rule("/ping", endpoint="ping"),
+        Rule("/ping", endpoint="ping", methods=["GET"]),
         Rule("/ping", endpoint="ping_post", methods=["POST"]),
         Rule("/events", endpoint="events", methods=["GET", "DELETE"]),
         Rule("/<name>", endpoint="by_name", methods=["GET", "PUT"]),
         Rule("/rooms/<room>/events", endpoint="room"),
-        Rule("/rooms/lobby/events", endpoint="lobby"),
+        Rule("/rooms/lobby/events", endpoint="lobby", methods=["GET"]),
         Rule("/dir/", endpoint="dir"),
         Rule("/loose/", endpoint="loose", strict_slashes=False),
         Rule("/twice", endpoint="twice_a"),
@@ -37,7 +37,7 @@ def rules() -> list[Rule]:
         Rule("/old", endpoint="old", redirect_to="/ping"),
         Rule("/café", endpoint="cafe"),
         Rule("/files/<path:rest>", endpoint="files"),
-        Rule("/files/readme", endpoint="readme"),
+        Rule("/files/readme", endpoint="readme", methods=["GET"]),
     ]
 
 
@@ -136,7 +136,8 @@ def test_only_rules_a_lookup_decides_alone_are_in_the_dict() -> None:
     assert plain["/ping"] == {"GET": "ping", "HEAD": "ping", "POST": "ping_post"}
     assert plain["/events"] == {"GET": "events", "HEAD": "events", "DELETE": "events"}
     assert "/rooms/lobby/events" in plain
-    # two rules on one path and method, a sibling with defaults, a redirect,
-    # a variable, a non-ASCII path: werkzeug decides
-    for path in ("/twice", "/page", "/old", "/<name>", "/café"):
+    assert "/files/readme" in plain
+    # any method (methods=None), two rules on one path and method, a sibling
+    # with defaults, a redirect, a variable, a non-ASCII path: werkzeug's
+    for path in ("/", "/twice", "/page", "/old", "/<name>", "/café"):
         assert path not in plain
