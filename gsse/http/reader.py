@@ -27,12 +27,14 @@ class HeadTimeout(Exception):
 class SocketReader:
     """Reads a connection's bytes into one buffer."""
 
-    __slots__ = ("sock", "buffer", "eof")
+    __slots__ = ("sock", "buffer", "eof", "timeout")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.buffer = bytearray()
         self.eof = False
+        #: The socket's timeout, as last set here (gevent's default: none).
+        self.timeout: float | None = sock.gettimeout() if sock is not None else None
 
     def fill(self, timeout: float | None) -> bool:
         """Receive more bytes (waiting up to ``timeout``); ``False`` at EOF.
@@ -40,7 +42,9 @@ class SocketReader:
         A timeout raises ``TimeoutError``; a reset raises ``OSError``.
         """
         sock = self.sock
-        sock.settimeout(timeout)
+        if timeout != self.timeout:  # gevent's settimeout() is Python code
+            sock.settimeout(timeout)
+            self.timeout = timeout
         data = sock.recv(RECV_SIZE)
         if not data:
             self.eof = True

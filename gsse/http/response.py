@@ -52,6 +52,7 @@ class Response:
         "length",
         "provided_length",
         "provided_date",
+        "provided_connection",
         "result",
         "no_body",
         "awaits_continue",
@@ -74,6 +75,7 @@ class Response:
         self.length = 0
         self.provided_length: str | None = None
         self.provided_date = False
+        self.provided_connection = False
         #: The app's iterable, once returned (its length may frame the body).
         self.result: Any = None
         self.no_body = False
@@ -103,29 +105,30 @@ class Response:
             raise ValueError(f"carriage return or newline in status {status!r}")
         code = int(status.split(" ", 1)[0])
         provided_length = None
-        provided_date = False
+        provided_date = provided_connection = False
         for name, value in headers:
             if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError(
                     f"header names and values must be str, got {(name, value)!r}"
                 )
-            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-                raise ValueError(
-                    f"carriage return or newline in header {(name, value)!r}"
-                )
             lowered = name.lower()
             if lowered == "connection":
+                provided_connection = True
                 if value.lower() == "close":
                     self.keep_alive = False
             elif lowered == "content-length":
                 provided_length = value
             elif lowered == "date":
                 provided_date = True
+        # One look at all the text for what may not go on the wire.
+        text = "".join([status, *(name + value for name, value in headers)])
+        if "\r" in text or "\n" in text:
+            raise ValueError(
+                f"carriage return or newline in the status or a header: {status!r},"
+                f" {headers!r}"
+            )
         try:
-            status.encode("latin-1")
-            for name, value in headers:
-                name.encode("latin-1")
-                value.encode("latin-1")
+            text.encode("latin-1")
         except UnicodeEncodeError:
             raise UnicodeError(f"a header is not latin-1: {headers!r}") from None
         if code in (204, 304) and provided_length not in (None, "0"):
@@ -138,6 +141,7 @@ class Response:
         self.headers = list(headers)
         self.provided_length = provided_length
         self.provided_date = provided_date
+        self.provided_connection = provided_connection
         return self.write
 
     def _head(self) -> bytes:
@@ -158,7 +162,7 @@ class Response:
                 self.keep_alive = False  # the body ends where the connection does
         if self.awaits_continue is not None and self.awaits_continue():
             self.keep_alive = False
-        if not any(name.lower() == "connection" for name, _ in self.headers):
+        if not self.provided_connection:
             if not self.keep_alive:
                 lines.append("Connection: close")
             elif self.version == "HTTP/1.0":
