@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import Rule
@@ -34,6 +35,8 @@ from .settings import StreamSettings
 from .static import static_file
 from .static import static_response
 from .stream import REQUEST_ENVIRON
+from .stream import SSEBody
+from .stream import SSEResponse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -197,12 +200,14 @@ class App:
         result = self._dispatch(request.environ, request)
         if isinstance(result, Response):
             return result
+        if isinstance(result, SSEBody):
+            return SSEResponse(result, headers=Headers(result.head))
         body, content_type = result
         return Response(body, content_type=content_type)
 
     def _dispatch(
         self, environ: WSGIEnvironment, request: Request | None = None
-    ) -> Response | tuple[bytes, str]:
+    ) -> Response | SSEBody | tuple[bytes, str]:
         static_path = self.static_path
         if static_path is not None and static_path in environ.get("PATH_INFO", ""):
             request = request or Request(environ)
@@ -217,7 +222,7 @@ class App:
             event = Event(request or environ, path_params)
             rv = handler(event)
             if event.started:
-                return event.response()
+                return event.stream_body()
             return plain_body(rv) or make_response(rv, handler.__qualname__)
         except HTTPException as exc:
             return exc.get_response(environ)
@@ -245,6 +250,10 @@ class App:
                 REQUEST_ENVIRON.reset(token)
         if isinstance(result, Response):
             return result(environ, start_response)
+        if isinstance(result, SSEBody):
+            assert result.head is not None
+            start_response("200 OK", result.head)
+            return () if environ.get("REQUEST_METHOD") == "HEAD" else result
         body, content_type = result
         start_response(
             "200 OK",

@@ -12,6 +12,8 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
+from types import CodeType
+from types import FunctionType
 from typing import Any
 
 from .exceptions import ClientDisconnected
@@ -75,12 +77,25 @@ def check_plain(func: object, what: str, consequence: str) -> None:
         )
 
 
+#: Code objects of plain functions that passed :func:`check_callback`: what
+#: it looks at is in the code's flags, and a callback made per request (a
+#: closure, a lambda) shares its code with the others from the same place.
+_PASSED: set[CodeType] = set()
+#: Code objects made at run time (``exec``) could grow the set for ever.
+_MAX_PASSED = 4096
+
+
 def check_callback(callback: object, what: str = "the stream callback") -> None:
     """Refuse what cannot run as a stream callback, saying what to write instead.
 
     An ``async def`` callback would only make a coroutine that nothing awaits:
     the client would get the headers and then nothing, forever.
     """
+    # A plain function with nothing set on it (Python 3.12's
+    # markcoroutinefunction sets an attribute) is decided by its code.
+    plain = type(callback) is FunctionType and not callback.__dict__
+    if plain and callback.__code__ in _PASSED:  # type: ignore[attr-defined]
+        return
     if not callable(callback):
         raise TypeError(f"{what} must be callable, got {callback!r}")
     check_plain(
@@ -98,6 +113,8 @@ def check_callback(callback: object, what: str = "the stream callback") -> None:
             " would send nothing. Send each event with writer.send_event(...)"
             " instead of yield"
         )
+    if plain and len(_PASSED) < _MAX_PASSED:
+        _PASSED.add(callback.__code__)  # type: ignore[attr-defined]
 
 
 def run_callback(callback: StreamCallback, writer: SSEWriter) -> None:

@@ -18,12 +18,15 @@ from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
 from .headers import check_headers
+from .settings import UNSET
 from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
 from .stream import StreamCallback
 from .stream import check_callback
 from .stream import header_text
+from .stream import ping_header
+from .stream import stream_head
 from .stream import stream_refusal
 from .wire import encode_retry
 
@@ -155,7 +158,11 @@ class Event:
             encode_retry(retry)
         self._headers = check_headers(headers)
         self._retry = retry
-        self._settings = StreamSettings(ping=ping, send_timeout=send_timeout)
+        self._settings = (
+            StreamSettings(ping=ping, send_timeout=send_timeout)
+            if ping is not None or send_timeout is not None
+            else UNSET
+        )
 
     def set_stream_callback(
         self, callback: StreamCallback, blocking: bool = False
@@ -242,24 +249,42 @@ class Event:
             self.set_stream_callback(answer)
 
     def response(self) -> Response:
-        """The SSE response this event describes (used by :class:`~gsse.App`).
+        """The SSE response this event describes (used by :meth:`gsse.App.dispatch`).
 
         Under a host that cannot stream, or over a middleware's limit, it is
         the refusal instead (see :func:`gsse.stream`).
 
         :raises RuntimeError: :meth:`start_sse` was called but no callback set.
         """
+        answer = self.stream_body()
+        if isinstance(answer, Response):
+            return answer
+        return SSEResponse(answer, headers=self._headers)
+
+    def stream_body(self) -> SSEBody | Response:
+        """The body to stream, its headers in :attr:`SSEBody.head`; or the
+        response to send instead (a refusal, a run's 404 or 204).
+
+        What :class:`~gsse.App` answers with: the head goes straight to
+        ``start_response``, without a werkzeug ``Response`` in between.
+
+        :raises RuntimeError: :meth:`start_sse` was called but no callback set.
+        """
         if self._answer is not None:
             return self._answer
-        if self._body is None:
+        body = self._body
+        if body is None:
             raise RuntimeError(
                 "the handler called event.start_sse() but returned without"
                 " event.set_stream_callback(callback) or event.subscribe(...);"
                 " set one before returning"
             )
         environ = self.environ
-        refusal = stream_refusal(environ, self._body.blocking)
+        refusal = stream_refusal(environ, body.blocking)
         if refusal is not None:
             return refusal
-        self._body.environ = environ
-        return SSEResponse(self._body, headers=self._headers)
+        body.environ = environ
+        head = stream_head(self._headers)
+        head.append(ping_header(body, environ))
+        body.head = head
+        return body

@@ -83,6 +83,8 @@ class StreamSettings:
         )
 
 
+#: Settings with nothing set (they are immutable: one serves everyone).
+UNSET = StreamSettings()
 #: The fields of :class:`StreamSettings`, in order.
 _FIELD_NAMES = tuple(f.name for f in fields(StreamSettings))
 

@@ -157,6 +157,7 @@ class SSEBody:
         "retry",
         "settings",
         "environ",
+        "head",
         "_stream",
         "_host",
     )
@@ -175,6 +176,9 @@ class SSEBody:
         self.retry = retry
         self.settings = settings or StreamSettings()
         self.environ: WSGIEnvironment | None = None
+        #: The response headers gsse built and checked for this stream
+        #: (``None`` where another framework's response carries it).
+        self.head: list[tuple[str, str]] | None = None
         self._stream: Stream | None = None
         self._host: Host | None = None
 
@@ -270,6 +274,26 @@ class SSEBody:
             stream.abort(CloseReason.CLIENT_GONE)
 
 
+def stream_head(headers: Headers | None) -> list[tuple[str, str]]:
+    """A stream's response headers: the SSE defaults, replaced by any of the
+    same name in the checked user ``headers`` (a name given twice, such as
+    ``Set-Cookie``, is sent twice)."""
+    if not headers:
+        return list(SSE_HEADERS)
+    replaced = {name.lower() for name, _ in headers.items()}
+    head = [item for item in SSE_HEADERS if item[0].lower() not in replaced]
+    head += headers.items()
+    return head
+
+
+def ping_header(body: SSEBody, environ: WSGIEnvironment) -> tuple[str, str]:
+    """``X-Gsse-Ping``: gsse.js takes a stream silent for twice this long as
+    stale (comments are invisible to EventSource)."""
+    view = view_of(environ)
+    base = view.settings if view is not None else None
+    return PING_HEADER, f"{body.settings.over(base).resolved().ping:g}"
+
+
 class SSEResponse(Response):
     """A ``text/event-stream`` response whose body is an :class:`SSEBody`.
 
@@ -282,25 +306,20 @@ class SSEResponse(Response):
         status: int = 200,
         headers: Mapping[str, str] | Headers | None = None,
     ) -> None:
-        super().__init__(body, status=status, direct_passthrough=True)
-        for name, value in SSE_HEADERS:
-            self.headers[name] = value
         # Users may replace the defaults; werkzeug alone would let NUL, ESC
-        # and bad names through. A name given twice (Set-Cookie) is sent twice.
-        checked = check_headers(headers) or Headers()
-        for name in {name.lower() for name, _ in checked.items()}:
-            del self.headers[name]
-        self.headers.extend(checked)
+        # and bad names through.
+        super().__init__(
+            body,
+            status=status,
+            headers=stream_head(check_headers(headers)),
+            direct_passthrough=True,
+        )
 
     def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
-        # gsse.js reads the keep-alive interval here: a stream silent for
-        # twice this long is stale (comments are invisible to EventSource).
         headers = super().get_wsgi_headers(environ)
         body = self.response
         if isinstance(body, SSEBody) and PING_HEADER not in headers:
-            view = view_of(environ)
-            base = view.settings if view is not None else None
-            headers[PING_HEADER] = f"{body.settings.over(base).resolved().ping:g}"
+            headers.add(*ping_header(body, environ))
         return headers
 
     def get_app_iter(self, environ: WSGIEnvironment) -> Any:

@@ -24,6 +24,7 @@ from gevent.pywsgi import WSGIServer
 
 import gsse
 import gsse.writer
+from gsse.callbacks import check_callback
 from gsse import App
 from gsse import ClientDisconnected
 from gsse import Event
@@ -478,3 +479,24 @@ def test_a_callback_returning_a_coroutine_ends_its_stream_with_an_error(
             stream.read_to_end()
             assert stream.ended
         assert wait_until(lambda: "which nothing awaits or iterates" in caplog.text)
+
+
+def test_callbacks_made_per_request_are_checked_every_time() -> None:
+    """A closure that passed is taken again at once; a generator closure made
+    at the same place as none before is still refused, every time."""
+    def plain_factory() -> Any:
+        def callback(writer: Any) -> None:
+            writer.send_event("x")
+
+        return callback
+
+    def generator_factory() -> Any:
+        def callback(writer: Any) -> Any:
+            yield "x"
+
+        return callback
+
+    for _ in range(3):
+        check_callback(plain_factory())
+        with pytest.raises(TypeError, match="generator function"):
+            check_callback(generator_factory())

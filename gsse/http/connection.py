@@ -238,9 +238,10 @@ class Connection:
             self._log(head.requestline, response.status, response.length, started)
             return False
         # Flask and others may change the headers after gsse.stream()
-        # checked them: check what goes on the wire.
-        for name, value in response.headers:
-            check_header(name, value)
+        # checked them: check what goes on the wire (unless gsse built it).
+        if stream.head is None or response.headers != stream.head:
+            for name, value in response.headers:
+                check_header(name, value)
         response.result = result
         response.write(stream.preamble())
         # From here the stream owns the socket: its bare file descriptor, as
