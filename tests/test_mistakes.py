@@ -24,13 +24,13 @@ from gevent.pywsgi import WSGIServer
 
 import gsse
 import gsse.writer
-from gsse.callbacks import check_callback
 from gsse import App
 from gsse import ClientDisconnected
 from gsse import Event
 from gsse import Server
 from gsse import SSEWriter
 from gsse.brokers.memory import MemoryBroker
+from gsse.callbacks import check_callback
 from gsse.stream import SSEBody
 from tests.helpers import RawStream
 from tests.helpers import stream_app
