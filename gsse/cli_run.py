@@ -12,6 +12,7 @@ import os
 
 from .binding import Address
 from .config import Config
+from .gctune import tune_gc
 from .launch import EXIT_ERROR
 from .launch import EXIT_OK
 from .launch import EXIT_USAGE
@@ -61,6 +62,7 @@ def serve(config: Config) -> int:
     # Handlers first, so a signal sent as soon as the line shows is graceful.
     server.install_signal_handlers()
     follow_parent(server.stop)
+    tune_gc(config.gc)  # the app and the server exist now: frozen
     logger.info("%s", startup_line(config, ", ".join(server.urls)))
     server.serve_forever()
     logger.info("gsse stopped")
@@ -72,6 +74,7 @@ def run(config: Config) -> int:
     if config.broker is not None:
         # Before any app import, and inherited by workers and reload children.
         os.environ["GSSE_BROKER"] = config.broker
+    os.environ["GSSE_GC"] = config.gc  # read by workers and reload children
     if config.reload:
         from .reloader import run_with_reload
 

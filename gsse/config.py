@@ -17,6 +17,7 @@ from .binding import Address
 from .binding import check_distinct
 from .binding import check_host
 from .binding import parse_bind
+from .gctune import GC_MODES
 from .limits import DEFAULT_BODY_IDLE_TIMEOUT
 from .limits import DEFAULT_BODY_TIMEOUT
 from .limits import DEFAULT_HEADER_TIMEOUT
@@ -156,6 +157,11 @@ OPTIONS: tuple[Option, ...] = (
            " redis://localhost:6379/0; sets GSSE_BROKER for the app and every"
            " worker (default: memory://, one process only)", kind="text",
            nullable=True, scope="cli", metavar="URL"),
+    Option("gc", "tuned", "Python's garbage collector: tuned freezes the objects"
+           " that exist once the app is loaded and makes full collections rare"
+           " (they pause every stream, about 13 ms per 1,000 open streams);"
+           " python keeps Python's defaults (default: tuned)", kind="choice",
+           choices=GC_MODES, scope="cli", metavar="{" + ",".join(GC_MODES) + "}"),
     Option("reload", False, "restart when a .py file under the current directory"
            " changes; for development (needs gsse[reload])", kind="switch",
            scope="cli"),
@@ -216,6 +222,7 @@ class Config:
     backlog: int = BY_NAME["backlog"].default
     log_level: str = BY_NAME["log_level"].default
     broker: str | None = BY_NAME["broker"].default
+    gc: str = BY_NAME["gc"].default
     reload: bool = BY_NAME["reload"].default
     factory: bool = BY_NAME["factory"].default
 

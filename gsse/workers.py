@@ -45,6 +45,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from .binding import Address
 from .config import Config
+from .gctune import tune_gc
 from .launch import import_app
 from .launch import logger
 from .launch import startup_line
@@ -97,6 +98,7 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
                 server.wsgi.max_accept = 1
             server.start()
             servers.append(server)
+        tune_gc()  # GSSE_GC, as gsse run --gc sets it (default: tuned)
         while self.alive:
             self.notify()
             gevent.sleep(HEARTBEAT)

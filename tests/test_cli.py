@@ -65,6 +65,7 @@ def test_help_documents_every_option(procs: Processes) -> None:
         "--graceful-timeout",
         "--log-level",
         "--broker",
+        "--gc",
         "--reload",
         "--factory",
         "--version",
@@ -179,6 +180,8 @@ def test_broker_password_is_masked(procs: Processes) -> None:
         (("--no-such-flag",), {}, "unrecognized arguments: --no-such-flag"),
         ((), {"GSSE_PORT": "eighty"}, "GSSE_PORT='eighty'"),
         ((), {"GSSE_RELOAD": "maybe"}, "GSSE_RELOAD='maybe'"),
+        (("--gc", "off"), {}, "--gc"),
+        ((), {"GSSE_GC": "never"}, "GSSE_GC='never'"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -190,6 +193,31 @@ def test_usage_errors_exit_2(
     assert code == 2, out
     assert message in out
     assert "usage: gsse run" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "full_every", "frozen"),
+    [
+        ((), {}, 1000, True),  # tuned by default
+        (("--gc", "python"), {}, 10, False),
+        ((), {"GSSE_GC": "python"}, 10, False),
+        (("--workers", "2"), {}, 1000, True),
+        (("--workers", "2", "--gc", "python"), {}, 10, False),
+    ],
+)
+def test_gc_tuning(
+    procs: Processes,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    full_every: int,
+    frozen: bool,
+) -> None:
+    """--gc tuned (the default) freezes the loaded app and makes full
+    collections rare, in workers too; python leaves Python's defaults."""
+    proc = procs.gsse("run", APP, "--port", "0", *args, env=clean_env(**env))
+    state = get_json(proc.wait_ready(), "/gc")
+    assert state["thresholds"] == [700, 10, full_every]
+    assert (state["frozen"] > 0) is frozen
 
 
 # -- errors in the target ----------------------------------------------------

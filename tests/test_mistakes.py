@@ -484,6 +484,7 @@ def test_a_callback_returning_a_coroutine_ends_its_stream_with_an_error(
 def test_callbacks_made_per_request_are_checked_every_time() -> None:
     """A closure that passed is taken again at once; a generator closure made
     at the same place as none before is still refused, every time."""
+
     def plain_factory() -> Any:
         def callback(writer: Any) -> None:
             writer.send_event("x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 from typing import Any
@@ -23,6 +24,12 @@ _MAIN_THREAD = _thread_ident()  # modules are imported in the main thread
 @app.route("/")
 def index(event: Event) -> str:
     return "ok"
+
+
+@app.route("/gc")
+def garbage_collector(event: Event) -> dict[str, Any]:
+    """How the process's garbage collector is set (``--gc``)."""
+    return {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
 
 
 @app.route("/pid")
