@@ -155,6 +155,7 @@ def test_a_write_to_a_client_gone_is_send_failed(
     # The client half-closes first, so the server stops watching reads and
     # only a write can find it gone; the probe is put off so it cannot.
     monkeypatch.setattr(socket_transport, "PROBE_DELAY", 600.0)
+    monkeypatch.setattr(socket_transport, "PROBE_INTERVAL", 600.0)
 
     def forever(writer: SSEWriter) -> None:
         writer.send_event("hello")

@@ -246,8 +246,11 @@ class Connection:
         response.write(stream.preamble())
         # From here the stream owns the socket: its bare file descriptor, as
         # gevent closes its socket object when this greenlet ends.
-        sock = _socket.socket(fileno=self.sock.detach())
-        sock.setblocking(False)
+        # Family, type and protocol given (else three system calls ask for
+        # them); the descriptor is non-blocking already (gevent set it), and
+        # the transport expects BlockingIOError, not a timeout.
+        conn = self.sock
+        sock = _socket.socket(conn.family, conn.type, conn.proto, conn.detach())
         self.handed_off = True
         self.server.limiter.connections -= 1  # the registry counts it now
         opened = stream.serve_socket(sock, response.chunked)

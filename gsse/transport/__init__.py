@@ -17,8 +17,8 @@ the buffer, the limits, the keep-alive and the stream's end (read
   unless user code is running. An end of file may only be a half-close
   (``shutdown(SHUT_WR)``, a client that still reads): the stream goes on,
   and a keep-alive sent at once tells a client that is really gone (it
-  answers with a reset, seen ``PROBE_DELAY`` later, or the next write
-  fails).
+  answers with a reset, seen at the loop's next turn or every
+  ``PROBE_INTERVAL`` after, or the next write fails).
 - :class:`QueueTransport` (any other WSGI host) hands the buffer to the
   host's response iterator, which the host writes with its own socket code.
 

@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 #: The name docs/operations.md gives for stream ends, whichever module logs.
 logger = logging.getLogger("gsse.transport")
 
-#: After the client's end of file: seconds until the first check for the
-#: reset a client that is gone answers the keep-alive with, then between checks.
-PROBE_DELAY = 0.25
-PROBE_INTERVAL = 1.0
+#: After the client's end of file, the checks for the reset a client that
+#: is gone answers the keep-alive with: the first PROBE_DELAY seconds later
+#: (0: at the loop's next turn, once the keep-alive went out; on loopback
+#: the reset is back by then), then every PROBE_INTERVAL seconds while the
+#: client still reads.
+PROBE_DELAY = 0.0
+PROBE_INTERVAL = 0.25
 _monotonic = time.monotonic
 #: The corks of transports made without a host's (see :class:`Corks`).
 _unowned_corks = Corks()
