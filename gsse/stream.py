@@ -222,8 +222,9 @@ class SSEBody:
         else:
             run_callback(self.callback, writer)
 
-    def serve_socket(self, sock: Any, chunked: bool) -> Stream:
-        """The fast path: the headers are out; stream straight to ``sock``.
+    def serve_socket(self, sock: Any, chunked: bool, head: bytes = b"") -> Stream:
+        """The fast path: stream straight to ``sock``, ``head`` first (the
+        response's head and first chunk, unless already sent).
 
         Returns at once. The callback runs in a new greenlet whose stack
         holds only the callback's own frames, so the connection's greenlet
@@ -235,11 +236,15 @@ class SSEBody:
         host, view, settings = self._context()
         transport = SocketTransport(sock, chunked, host.registry.corks)
         stream = Stream(transport, settings, host.stats)
+        stream.put_head(head)  # first, even if the stream ends at once
         writer = self._open(stream, host, view)
         if self.blocking:
             self._start(writer, host)  # hands it to the pool: returns at once
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
+        # After the spawn: the callback runs first at the loop's next turn,
+        # and the head leaves in one send with what it writes first.
+        stream.send_soon()
         return stream
 
     def __iter__(self) -> Iterator[bytes]:

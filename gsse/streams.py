@@ -211,6 +211,17 @@ class Stream:
         self.transport.release()
 
     # -- the buffer (filled only here) ----------------------------------------
+    def put_head(self, head: bytes) -> None:
+        """The response's head, framed, ahead of every event (not counted as
+        written: the access log has it). It waits for :meth:`send_soon`, or
+        leaves with the first event or the stream's end."""
+        self.buffer[:0] = head
+
+    def send_soon(self) -> None:
+        """Send what the buffer holds at the loop's next turn."""
+        if self.buffer and not self.closed and not self.transport.corked:
+            self._wake()
+
     def _put(self, payload: bytes) -> None:
         """Append one frame without blocking; the transport sends it later."""
         if self.closed:

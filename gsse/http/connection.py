@@ -243,7 +243,10 @@ class Connection:
             for name, value in response.headers:
                 check_header(name, value)
         response.result = result
-        response.write(stream.preamble())
+        # The head goes out with the callback's first event when it sends
+        # one before the loop's next turn: one packet, not two.
+        first = response.first_bytes(stream.preamble())
+        response.length += len(first)
         # From here the stream owns the socket: its bare file descriptor, as
         # gevent closes its socket object when this greenlet ends.
         # Family, type and protocol given (else three system calls ask for
@@ -253,7 +256,7 @@ class Connection:
         sock = _socket.socket(conn.family, conn.type, conn.proto, conn.detach())
         self.handed_off = True
         self.server.limiter.connections -= 1  # the registry counts it now
-        opened = stream.serve_socket(sock, response.chunked)
+        opened = stream.serve_socket(sock, response.chunked, first)
         if access_logger.isEnabledFor(logging.INFO):
             line = access_line(
                 self._client(), head.requestline, response.status, None, started

@@ -181,20 +181,23 @@ class Response:
                 f"a response body piece must be bytes, got {type(data).__name__}"
             )
         if not self.headers_sent:
-            head = self._head()
-            if self.head_only or self.no_body or not data:
-                self.send(head)
-                return
-            body = chunk(data) if self.chunked else data
-            if len(body) <= SMALL_FIRST_WRITE:
-                self.send(head + body)
+            if len(data) <= SMALL_FIRST_WRITE:
+                self.send(self.first_bytes(data))
             else:
-                self.send(head)
-                self.send(body)
+                self.send(self.first_bytes(b""))
+                self.send(chunk(data) if self.chunked else data)
             return
         if not data or self.head_only or self.no_body:
             return
         self.send(chunk(data) if self.chunked else data)
+
+    def first_bytes(self, data: bytes) -> bytes:
+        """The head and the framed first piece ``data``, for one send by the
+        caller (a stream's transport sends them with its first event)."""
+        head = self._head()
+        if self.head_only or self.no_body or not data:
+            return head
+        return head + (chunk(data) if self.chunked else data)
 
     def send_result(self, result: Any) -> None:
         """Send the app's iterable ``result`` (never iterated for ``HEAD``)."""
