@@ -22,7 +22,8 @@ scenarios:
 - ``ticks``: 1000 ``send; time.sleep(0.1)`` loops with ``/ping`` under load
   (and gsse's ``blocking=True`` variant, in the thread pool);
 - ``first``: fresh connections, each closed at its first event: time to
-  first event and streams opened per second;
+  first event and streams opened per second (50 clients), and the time to
+  first event of one client opening one stream after another;
 - ``ping``: plain ``GET /ping`` flat out on keep-alive connections (wrk),
   nothing else running;
 - ``fanout1``: ``fanout`` with a publisher that publishes one event per
@@ -452,6 +453,9 @@ class Bench:
         seconds = 2.0 if self.quick else 5.0
         with running(name, self.log_dir) as (server, gen):
             stats = gen.command(f"churn /tick {seconds} 50 1000000", seconds)
+            # One client, one stream at a time: the latency of one fresh
+            # stream, with no queue of others in front of it.
+            alone = gen.command(f"churn /tick {seconds / 2} 1 1000000", seconds)
             rate = stats["first_events"] / stats["seconds"]
             result = {
                 "streams_per_s": round(rate),
@@ -459,6 +463,8 @@ class Bench:
                 "ttfe_p99_ms": stats["ttfe_p99_ms"],
                 "errors": stats["errors"],
                 "gen_cpu_s": stats["gen_cpu_s"],
+                "alone_p50_ms": alone["ttfe_p50_ms"],
+                "alone_p99_ms": alone["ttfe_p99_ms"],
             }
             self.record(name, "first", result)
             log(
@@ -665,11 +671,13 @@ def report(results: dict[str, dict[str, Any]], quick: bool) -> str:
     out.append(
         table(
             results,
-            "Fresh connections: time to first event",
+            "Fresh connections: time to first event (50 clients, then one)",
             [
                 ("streams/s", lambda r: r["first"]["streams_per_s"], False),
                 ("p50 ms", lambda r: r["first"]["ttfe_p50_ms"], True),
                 ("p99 ms", lambda r: r["first"]["ttfe_p99_ms"], True),
+                ("one client p50 ms", lambda r: r["first"].get("alone_p50_ms"), True),
+                ("one client p99 ms", lambda r: r["first"].get("alone_p99_ms"), True),
                 ("generator CPU s", lambda r: r["first"]["gen_cpu_s"], True),
             ],
         )
