@@ -98,7 +98,10 @@ class SSEWorker(GeventWorker):  # type: ignore[misc]
                 server.wsgi.max_accept = 1
             server.start()
             servers.append(server)
-        tune_gc()  # GSSE_GC, as gsse run --gc sets it (default: tuned)
+        try:
+            tune_gc()  # GSSE_GC, as gsse run --gc sets it (default: tuned)
+        except ValueError as exc:
+            self.log.error("%s; Python's garbage collector is left as it is", exc)
         while self.alive:
             self.notify()
             gevent.sleep(HEARTBEAT)

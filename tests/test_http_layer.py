@@ -138,6 +138,25 @@ def test_head_has_no_body_and_keeps_the_connection(serve: Serve) -> None:
     assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"\r\n\r\nhello")
 
 
+@pytest.mark.parametrize("size", [5, 20_000])  # small, and past one send
+def test_head_sends_no_body_whatever_its_size(serve: Serve, size: int) -> None:
+    """HEAD with a body written by write() or returned: only the head goes out,
+    and the next request on the connection is answered in full."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Length", str(2 * size))])
+        write(b"a" * size)
+        return [b"b" * size]
+
+    server = serve(app)
+    data = b"HEAD / HTTP/1.1\r\n" + HOST + b"\r\n" + get(b"/", b"Connection: close")
+    reply = raw_request(server.server_port, data)
+    first, second = reply.split(b"\r\n\r\n", 1)
+    assert header_of(first + b"\r\n\r\n", "Content-Length") == str(2 * size)
+    assert second.startswith(b"HTTP/1.1 200 ")
+    assert second.endswith(b"\r\n\r\n" + b"a" * size + b"b" * size)
+
+
 def test_expect_100_continue_is_answered_when_the_body_is_read(serve: Serve) -> None:
     """The client gets 100 Continue before it sends the body the app reads."""
 

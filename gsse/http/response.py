@@ -183,10 +183,8 @@ class Response:
         if not self.headers_sent:
             if len(data) <= SMALL_FIRST_WRITE:
                 self.send(self.first_bytes(data))
-            else:
-                self.send(self.first_bytes(b""))
-                self.send(chunk(data) if self.chunked else data)
-            return
+                return
+            self.send(self.first_bytes(b""))
         if not data or self.head_only or self.no_body:
             return
         self.send(chunk(data) if self.chunked else data)
