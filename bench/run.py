@@ -497,6 +497,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float):
+        if 0 < abs(value) < 1:
+            digits = max(digits, 2)  # sub-millisecond latencies keep two
         return f"{value:,.{digits}f}"
     if isinstance(value, int):
         return f"{value:,}"
