@@ -40,10 +40,10 @@ from werkzeug.wrappers import Response
 from .event import SupportsFollow
 from .event import SupportsSubscribe
 from .event import subscribe_options
+from .headers import SSE_HEADERS
 from .headers import check_headers
 from .hosts import host_can_stream
 from .stream import REQUEST_ENVIRON
-from .stream import SSE_HEADERS
 from .stream import SSEBody
 from .stream import StreamCallback
 from .stream import check_callback

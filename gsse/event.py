@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
 from .headers import check_headers
+from .headers import stream_head
 from .settings import UNSET
 from .settings import StreamSettings
 from .stream import SSEBody
@@ -26,7 +27,6 @@ from .stream import StreamCallback
 from .stream import check_callback
 from .stream import header_text
 from .stream import ping_header
-from .stream import stream_head
 from .stream import stream_refusal
 from .wire import encode_retry
 

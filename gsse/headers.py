@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 from werkzeug.datastructures import Headers
 
-__all__ = ["check_header", "check_headers"]
+__all__ = ["SSE_HEADERS", "check_header", "check_headers", "stream_head"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -122,3 +122,23 @@ def check_headers(headers: HeadersLike | None) -> Headers | None:
             )
         checked.add(name, value)
     return checked or None
+
+
+#: A stream's response headers unless the user gives their own.
+SSE_HEADERS = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+
+
+def stream_head(headers: Headers | None) -> list[tuple[str, str]]:
+    """A stream's response headers: the SSE defaults, replaced by any of the
+    same name in the checked user ``headers`` (a name given twice, such as
+    ``Set-Cookie``, is sent twice)."""
+    if not headers:
+        return list(SSE_HEADERS)
+    replaced = {name.lower() for name, _ in headers.items()}
+    head = [item for item in SSE_HEADERS if item[0].lower() not in replaced]
+    head += headers.items()
+    return head

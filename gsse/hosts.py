@@ -69,3 +69,27 @@ def unsupported_host_response(environ: WSGIEnvironment | None) -> Response:
     )
     logger.error("%s", message)
     return Response(message + "\n", status=500, mimetype="text/plain")
+
+
+_warned_no_middleware = False
+
+
+def warn_no_middleware(environ: WSGIEnvironment | None) -> None:
+    """Say once that a host without SSEMiddleware streams without its care.
+
+    The stream works (a host of its own pings it), but nothing ends it
+    gracefully on SIGTERM and no stream limit applies: easy to miss until a
+    deploy cuts every stream.
+    """
+    global _warned_no_middleware
+    if _warned_no_middleware:
+        return
+    _warned_no_middleware = True
+    software = (environ or {}).get("SERVER_SOFTWARE")
+    # Under the stream's logger, where operators look for stream warnings.
+    logging.getLogger("gsse.stream").warning(
+        "streaming%s without gsse.SSEMiddleware: streams are not ended"
+        " gracefully on SIGTERM (a restart cuts them) and max_streams limits"
+        " do not apply; wrap the WSGI app once: app = gsse.SSEMiddleware(app)",
+        f" under {software}" if software else "",
+    )

@@ -37,12 +37,15 @@ from .callbacks import StreamCallback as StreamCallback
 from .callbacks import check_callback as check_callback
 from .callbacks import run_callback
 from .exceptions import CloseReason
+from .headers import SSE_HEADERS as SSE_HEADERS
 from .headers import check_headers
+from .headers import stream_head
 from .host import Host
 from .host import HostView
 from .host import view_of
 from .hosts import host_can_stream
 from .hosts import unsupported_host_response
+from .hosts import warn_no_middleware
 from .pool import BUSY_BODY
 from .settings import ResolvedSettings
 from .settings import StreamSettings
@@ -114,35 +117,6 @@ def stream_refusal(
 
 #: Tells clients (gsse.js) the stream's keep-alive interval in seconds.
 PING_HEADER = "X-Gsse-Ping"
-
-SSE_HEADERS = (
-    ("Content-Type", "text/event-stream; charset=utf-8"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-)
-
-
-_warned_no_middleware = False
-
-
-def _warn_no_middleware(environ: WSGIEnvironment | None) -> None:
-    """Say once that a host without SSEMiddleware streams without its care.
-
-    The stream works (a host of its own pings it), but nothing ends it
-    gracefully on SIGTERM and no stream limit applies: easy to miss until a
-    deploy cuts every stream.
-    """
-    global _warned_no_middleware
-    if _warned_no_middleware:
-        return
-    _warned_no_middleware = True
-    software = (environ or {}).get("SERVER_SOFTWARE")
-    logger.warning(
-        "streaming%s without gsse.SSEMiddleware: streams are not ended"
-        " gracefully on SIGTERM (a restart cuts them) and max_streams limits"
-        " do not apply; wrap the WSGI app once: app = gsse.SSEMiddleware(app)",
-        f" under {software}" if software else "",
-    )
 
 
 class SSEBody:
@@ -242,15 +216,16 @@ class SSEBody:
             self._start(writer, host)  # hands it to the pool: returns at once
         else:
             gevent.spawn_raw(run_callback, self.callback, writer)
-        # After the spawn: the callback runs first at the loop's next turn,
-        # and the head leaves in one send with what it writes first.
-        stream.send_soon()
+        if not stream.closed and not transport.corked:
+            # After the spawn: the callback runs first at the loop's next
+            # turn, and the head leaves in one send with what it writes first.
+            transport.wake()
         return stream
 
     def __iter__(self) -> Iterator[bytes]:
         host, view, settings = self._context()
         if host is self._host:
-            _warn_no_middleware(self.environ)
+            warn_no_middleware(self.environ)
         transport = QueueTransport()
         self._stream = Stream(transport, settings, host.stats)
         return self._iterate(self._stream, transport, host, view)
@@ -277,18 +252,6 @@ class SSEBody:
         stream, self._stream = self._stream, None
         if stream is not None and not stream.closed:
             stream.abort(CloseReason.CLIENT_GONE)
-
-
-def stream_head(headers: Headers | None) -> list[tuple[str, str]]:
-    """A stream's response headers: the SSE defaults, replaced by any of the
-    same name in the checked user ``headers`` (a name given twice, such as
-    ``Set-Cookie``, is sent twice)."""
-    if not headers:
-        return list(SSE_HEADERS)
-    replaced = {name.lower() for name, _ in headers.items()}
-    head = [item for item in SSE_HEADERS if item[0].lower() not in replaced]
-    head += headers.items()
-    return head
 
 
 def ping_header(body: SSEBody, environ: WSGIEnvironment) -> tuple[str, str]:

@@ -18,11 +18,9 @@ each through this class:
   stream and the end of one whose client read nothing for ``send_timeout``.
 
 A stream ends once, by :meth:`Stream.close` (flush, then the end of the
-body) or :meth:`Stream.abort` (drop what is unsent), with a
-:class:`~gsse.CloseReason` that logs and metrics share. One owner, so every
-producer gets the same backpressure, overflow and close rules; the
-transport only empties :attr:`Stream.buffer` and reports back. Everything
-here runs in the event loop's thread.
+body) or :meth:`Stream.abort` (drop what is unsent), with a shared
+:class:`~gsse.CloseReason`. One owner: every producer gets the same rules;
+the transport empties :attr:`Stream.buffer`. All in the loop's thread.
 """
 
 from __future__ import annotations
@@ -212,15 +210,8 @@ class Stream:
 
     # -- the buffer (filled only here) ----------------------------------------
     def put_head(self, head: bytes) -> None:
-        """The response's head, framed, ahead of every event (not counted as
-        written: the access log has it). It waits for :meth:`send_soon`, or
-        leaves with the first event or the stream's end."""
+        """The response head ahead of every event (the access log counts it)."""
         self.buffer[:0] = head
-
-    def send_soon(self) -> None:
-        """Send what the buffer holds at the loop's next turn."""
-        if self.buffer and not self.closed and not self.transport.corked:
-            self._wake()
 
     def _put(self, payload: bytes) -> None:
         """Append one frame without blocking; the transport sends it later."""
@@ -352,10 +343,9 @@ class Stream:
         self.close_reason = reason
         self.close_detail = detail
         self.stats.stream_closed(reason)
-        if self._drained is not None:
-            self._drained.set()
-        if self.thread_waiter is not None:
-            self.thread_waiter.set()
+        for waiter in (self._drained, self.thread_waiter):
+            if waiter is not None:
+                waiter.set()
         hooks, self._hooks = self._hooks, []
         for hook in hooks:
             try:

@@ -320,7 +320,7 @@ def test_streaming_without_the_middleware_warns_once(
 
     # The module, not the function gsse.stream that hides it.
     monkeypatch.setattr(
-        importlib.import_module("gsse.stream"), "_warned_no_middleware", False
+        importlib.import_module("gsse.hosts"), "_warned_no_middleware", False
     )
     flask_app = Flask(__name__)
 
@@ -352,7 +352,7 @@ def test_streaming_with_the_middleware_or_the_server_does_not_warn(
 
     # The module, not the function gsse.stream that hides it.
     monkeypatch.setattr(
-        importlib.import_module("gsse.stream"), "_warned_no_middleware", False
+        importlib.import_module("gsse.hosts"), "_warned_no_middleware", False
     )
     flask_app = Flask(__name__)
 
