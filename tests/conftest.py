@@ -6,6 +6,7 @@ servers and the test's own clients share one patched event loop.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,14 @@ if not monkey.is_module_patched("socket"):
         "run the tests as: python -m gevent.monkey --module pytest"
         " (the servers under test need gevent's monkey-patching)"
     )
+
+# Started in the background by a shell without job control (`bash .ci/run &`,
+# nohup), the suite inherits SIGINT ignored, and so would every command it
+# starts: a Python command then never gets KeyboardInterrupt, and the Ctrl-C
+# tests (gsse tail) wait for ever. The commands under test get Ctrl-C as
+# from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
