@@ -121,7 +121,9 @@ class SSEWriter:
         self._end(CloseReason.CLOSED_BY_APP)
 
     def _end(self, reason: CloseReason, detail: str = "") -> None:
-        if self._closer is None:
+        if self._closer is None and not self._stream.closed:
+            # Only a close that ends the stream counts (``with writer:``
+            # leaving on the error of a client that went away ends nothing).
             self._closer = gevent.getcurrent()
         if _thread_ident() != self._loop_thread:
             bridge.call_in_loop(self._hub, self._stream.close, reason, detail)

@@ -143,6 +143,31 @@ def test_send_after_own_close_raises_and_is_logged(
     assert "sent after it closed the stream" in caplog.text
 
 
+def test_a_client_leaving_a_with_writer_loop_is_no_callback_mistake(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``with writer:`` around a send loop, and the client goes away: the
+    callback ends, and no warning blames it for sending after its own close."""
+    ended: list[str] = []
+
+    def ticks(writer: SSEWriter) -> None:
+        try:
+            with writer:
+                while True:
+                    writer.send_event("tick")
+                    gevent.sleep(0.05)
+        finally:
+            ended.append("ended")
+
+    server = serve(stream_app(ticks))
+    with caplog.at_level(logging.INFO, logger="gsse"):
+        with RawStream(server.port) as stream:
+            stream.events(2)
+        assert wait_until(lambda: ended == ["ended"])
+    assert "sent after it closed" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_send_after_own_close_raises_from_a_pool_thread(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
