@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -87,10 +86,9 @@ def work(event: Event) -> None:
 
 
 # -- the driver ---------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from benchprocs import free_port  # noqa: E402
+from benchprocs import stop  # noqa: E402
+from benchprocs import wait_port  # noqa: E402
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
@@ -98,25 +96,12 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     cmd += ["bridge_latency:app", "--port", str(port), "--threads", "4"]
     cmd += ["--log-level", "warning", "--graceful-timeout", "1"]
     proc = subprocess.Popen(cmd, cwd=HERE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError("the server did not start in 20 s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    try:
+        wait_port(port, proc, "the server", 20)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc
 
 
 def open_workers(port: int, path: str, count: int, work: float) -> list[socket.socket]:
