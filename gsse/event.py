@@ -24,7 +24,6 @@ from .settings import StreamSettings
 from .stream import SSEBody
 from .stream import SSEResponse
 from .stream import StreamCallback
-from .stream import check_callback
 from .stream import header_text
 from .stream import ping_header
 from .stream import stream_refusal
@@ -187,7 +186,7 @@ class Event:
                 " stream has one callback (send every event from it, or hand its"
                 " writer to other code)"
             )
-        check_callback(callback)
+        # SSEBody checks the callback (one place for every way to stream).
         self._body = SSEBody(
             callback, blocking=blocking, retry=self._retry, settings=self._settings
         )
